@@ -1,0 +1,69 @@
+import type { Logger } from 'pino';
+
+export type TaskKind = 'txt2img' | 'img2img';
+
+/** What a model can do; shown at `GET /v1/providers` and used to validate submissions. */
+export interface ModelInfo {
+  id: string;
+  kinds: TaskKind[];
+  maxWidth: number;
+  maxHeight: number;
+  maxSteps: number;
+  description?: string;
+}
+
+/** The generation request as an adapter sees it: already validated, defaults applied. */
+export interface TaskInput {
+  taskId: string;
+  kind: TaskKind;
+  model: string;
+  prompt: string;
+  negativePrompt: string | null;
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  n: number;
+  /** Always set: the API picks one when the caller did not, so every result can be reproduced. */
+  seed: number;
+  /** Provider-specific extras (`provider_options` in the API), passed through untouched. */
+  options: Record<string, unknown>;
+  /** 1 on the first run, 2 on the first retry, … */
+  attempt: number;
+  /** The provider's own request id from an earlier attempt: resume it instead of paying twice. */
+  providerRef: string | null;
+}
+
+export interface GeneratedImage {
+  data: Buffer;
+  contentType: string;
+  width: number;
+  height: number;
+  seed: number;
+}
+
+/** Credentials arrive with the hosted-provider work; the slot is here so adapters need no change. */
+export interface Credential {
+  id: string;
+  secret: string;
+}
+
+/** Everything an adapter may use. Adapters import no infrastructure of their own. */
+export interface RunContext {
+  /** Fires on cancel and on shutdown; adapters stop promptly and cancel upstream where they can. */
+  signal: AbortSignal;
+  credential?: Credential;
+  /** Report progress; `pct` is 0–100. Cheap to call often: the worker throttles what it stores. */
+  progress(stage: string, pct?: number): void;
+  /** Save the provider's request id as soon as it has accepted the request. */
+  saveProviderRef(ref: string): Promise<void>;
+  log: Logger;
+  fetch: typeof fetch;
+}
+
+export interface Provider {
+  /** Registry key and the `provider` field of a task, e.g. `sketch`. */
+  readonly id: string;
+  models(): ModelInfo[];
+  run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]>;
+}
