@@ -1,0 +1,37 @@
+import type { Pool } from '../src/db/pool.js';
+import { LOCAL_USER_ID } from '../src/domain/task.js';
+import { submitTask } from '../src/tasks/submit.js';
+import { medianOf, ms, percentile } from './support.js';
+
+/**
+ * (a) Sequential samples, as graphile-worker's latency test does: submit one task, wait until
+ * the adapter has started it, repeat. Measured from the submit's commit (the moment the
+ * statement returns) to the adapter's first line.
+ */
+export async function measureDispatch(pool: Pool, starts: Map<string, number>, samples: number): Promise<string> {
+  const latencies: number[] = [];
+  const warmup = 50;
+  for (let i = 0; i < samples + warmup; i++) {
+    const outcome = await submitTask(pool, {
+      userId: LOCAL_USER_ID,
+      kind: 'txt2img',
+      provider: 'sketch',
+      model: 'sketch-v1',
+      params: { prompt: `dispatch ${i}`, negative_prompt: null, width: 64, height: 64, steps: 1, guidance: 7, n: 1, seed: i },
+      providerOptions: {},
+      priority: 5,
+      maxAttempts: 1,
+    });
+    const committedAt = performance.now();
+    const id = outcome.task.id;
+    while (!starts.has(id)) await new Promise((resolve) => setImmediate(resolve));
+    if (i >= warmup) latencies.push(starts.get(id)! - committedAt);
+  }
+  latencies.sort((a, b) => a - b);
+  const roundTrip = await medianOf(200, () => pool.query('SELECT 1'));
+  return [
+    `(a) dispatch latency, submit commit → adapter start, ${samples} sequential tasks:`,
+    `    p50 ${ms(percentile(latencies, 50))}   p99 ${ms(percentile(latencies, 99))}   max ${ms(latencies.at(-1)!)}   (targets: p50 ≤ 3 ms, p99 ≤ 15 ms)`,
+    `    baseline SELECT 1 round trip ${ms(roundTrip)}; p50 = ${(percentile(latencies, 50) / roundTrip).toFixed(1)}× that`,
+  ].join('\n');
+}

@@ -1,0 +1,84 @@
+/**
+ * `npm run bench`: the core's speed on this machine, with embedded PostgreSQL and the sketch
+ * provider at zero latency. Prints figures; asserts nothing. Each figure comes with a baseline
+ * measured in the same process (a bare round trip or commit), because shared machines are noisy.
+ *
+ *   (a) dispatch latency: submit committed → adapter started, sequential samples
+ *   (b) throughput: HTTP submit → succeeded, 10,000 tasks
+ *   (c) queue position query with 100,000 tasks queued
+ */
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../src/config/config.js';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { ProviderRegistry } from '../src/providers/registry.js';
+import { createSketchProvider } from '../src/providers/sketch/index.js';
+import type { Provider } from '../src/providers/types.js';
+import { startEasel } from '../src/runtime/easel.js';
+import { measureDispatch } from './dispatch.js';
+import { measurePosition } from './position.js';
+import { measureThroughput } from './throughput.js';
+import { createDatabase } from './support.js';
+
+const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
+const root = await mkdtemp(path.join(os.tmpdir(), 'easel-bench-'));
+await chmod(root, 0o755); // as root, PostgreSQL runs as `postgres` and must enter this folder
+const server = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), log });
+
+/** Sketch, with a hook that notes when the adapter starts each task. */
+function instrumentedSketch(onStart: (taskId: string) => void): ProviderRegistry {
+  const sketch = createSketchProvider();
+  const provider: Provider = {
+    id: sketch.id,
+    models: () => sketch.models(),
+    run: (input, ctx) => {
+      onStart(input.taskId);
+      return sketch.run(input, ctx);
+    },
+  };
+  return new ProviderRegistry([provider]);
+}
+
+async function startBenchEasel(name: string, env: Record<string, string>, onStart: (taskId: string) => void = () => {}) {
+  const databaseUrl = await createDatabase(server.connectionString, name);
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    EASEL_DATA_DIR: path.join(root, name),
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    EASEL_DEFAULT_PROVIDER_CONCURRENCY: '1000',
+    ...env,
+  });
+  return startEasel(config, log, { roles: { api: true, worker: true }, registry: instrumentedSketch(onStart) });
+}
+
+try {
+  const lines: string[] = [];
+  const print = (line: string) => {
+    lines.push(line);
+    console.log(line);
+  };
+  print(`Easel core benchmark · node ${process.version} · ${os.cpus().length} cores · embedded PostgreSQL`);
+
+  const starts = new Map<string, number>();
+  const dispatchEasel = await startBenchEasel('dispatch', { EASEL_WORKER_CONCURRENCY: '4' }, (id) => starts.set(id, performance.now()));
+  try {
+    print(await measureDispatch(dispatchEasel.db.pool, starts, Number(process.env.BENCH_DISPATCH_SAMPLES ?? 1000)));
+  } finally {
+    await dispatchEasel.stop();
+  }
+
+  const throughputEasel = await startBenchEasel('throughput', { EASEL_WORKER_CONCURRENCY: '64' });
+  try {
+    print(await measureThroughput(throughputEasel.url!, throughputEasel.db.pool, Number(process.env.BENCH_TASKS ?? 10_000)));
+  } finally {
+    await throughputEasel.stop();
+  }
+
+  print(await measurePosition(await createDatabase(server.connectionString, 'position'), Number(process.env.BENCH_QUEUED ?? 100_000)));
+} finally {
+  await server.stop();
+  await rm(root, { recursive: true, force: true });
+}

@@ -1,0 +1,96 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Pool } from '../db/pool.js';
+import { LOCAL_USER_ID } from '../domain/task.js';
+import type { EventHub } from '../events/hub.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { Storage } from '../storage/storage.js';
+import type { TaskService } from '../tasks/service.js';
+import { registerProblemHandlers } from './problem.js';
+import { eventRoutes } from './routes/events.js';
+import { imageRoutes } from './routes/images.js';
+import { systemRoutes } from './routes/system.js';
+import { taskRoutes } from './routes/tasks.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is asking. The built-in local user until API keys arrive. */
+    userId: string;
+  }
+}
+
+export interface AppDeps {
+  config: Pick<Config, 'bodyLimitBytes' | 'publicUrl' | 'queue' | 'worker' | 'sseHeartbeatMs' | 'waitMaxSeconds'>;
+  pool: Pool;
+  registry: ProviderRegistry;
+  storage: Storage;
+  hub: EventHub;
+  tasks: TaskService;
+  log: Logger;
+}
+
+/** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    // One debug line per request from our own hook instead of Fastify's two info lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    // SSE streams never go idle; on close they must be cut, or shutdown would wait on them.
+    forceCloseConnections: true,
+    ajv: {
+      // Unknown fields are an error, not silently dropped; numbers must be numbers.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  registerProblemHandlers(app);
+  app.decorateRequest('userId', '');
+  app.addHook('onRequest', async (request) => {
+    request.userId = LOCAL_USER_ID;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug(
+      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Easel',
+        version: '1',
+        description: 'One queued HTTP API for image generation across providers, with live progress.',
+      },
+      tags: [
+        { name: 'tasks', description: 'Submit, follow, cancel and retry generation tasks' },
+        { name: 'events', description: 'Server-sent events' },
+        { name: 'queue', description: 'Queue overview' },
+        { name: 'providers', description: 'What can generate images here' },
+        { name: 'system', description: 'Health and readiness' },
+      ],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  const baseUrl = config.publicUrl ?? '';
+  await app.register(taskRoutes, { tasks: deps.tasks, baseUrl, waitMaxSeconds: config.waitMaxSeconds });
+  await app.register(eventRoutes, { pool: deps.pool, hub: deps.hub, baseUrl, heartbeatMs: config.sseHeartbeatMs });
+  await app.register(imageRoutes, { pool: deps.pool, storage: deps.storage });
+  await app.register(systemRoutes, {
+    pool: deps.pool,
+    registry: deps.registry,
+    storage: deps.storage,
+    queue: config.queue,
+    deadAfterMs: config.worker.deadAfterMs,
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

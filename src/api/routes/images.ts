@@ -1,0 +1,34 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Pool } from '../../db/pool.js';
+import { ApiError } from '../../domain/errors.js';
+import type { Storage } from '../../storage/storage.js';
+import { findImage } from '../../tasks/queries.js';
+
+export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (app, { pool, storage }) => {
+  app.get(
+    '/v1/tasks/:id/images/:index',
+    {
+      schema: {
+        summary: "Download one of a task's images",
+        description: 'A stable URL: the bytes behind it never change, so it is cacheable forever.',
+        tags: ['tasks'],
+        params: Type.Object({ id: Type.String({ format: 'uuid' }), index: Type.String({ pattern: '^[0-9]{1,2}$' }) }),
+        produces: ['image/png', 'image/jpeg', 'image/webp'],
+      },
+    },
+    async (request, reply) => {
+      const image = await findImage(pool, request.userId, request.params.id, Number(request.params.index));
+      if (!image) throw new ApiError('IMAGE_NOT_FOUND');
+      const etag = `"${image.sha256}"`;
+      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+      const object = await storage.get(image.storage_key);
+      if (!object) {
+        request.log.error({ key: image.storage_key }, 'image recorded but missing from storage');
+        throw new ApiError('IMAGE_NOT_FOUND', 'the image is recorded but its bytes are missing from storage');
+      }
+      return reply.type(image.content_type).header('content-length', object.size).send(object.body);
+    },
+  );
+};

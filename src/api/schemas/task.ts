@@ -1,0 +1,119 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** Request and response shapes of the task routes: one source for validation and OpenAPI. */
+
+export const PROMPT_MAX_LENGTH = 4000;
+
+export const SubmitTaskBody = Type.Object(
+  {
+    prompt: Type.String({ minLength: 1, maxLength: PROMPT_MAX_LENGTH, pattern: '\\S', description: 'What to draw.' }),
+    negative_prompt: Type.Optional(Type.String({ maxLength: PROMPT_MAX_LENGTH, description: 'What to avoid.' })),
+    kind: Type.Optional(Type.Literal('txt2img', { description: 'txt2img for now; img2img arrives with input images.' })),
+    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' })),
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "Defaults to the provider's first model." })),
+    width: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
+    height: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
+    steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 150 })),
+    guidance: Type.Optional(Type.Number({ minimum: 0, maximum: 30 })),
+    n: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Number of images.' })),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Random when omitted; always stored.' })),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Higher runs first. Default 5.' })),
+    max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
+    provider_options: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { description: 'Passed to the provider untouched.' }),
+    ),
+  },
+  { additionalProperties: false, $id: 'SubmitTask' },
+);
+export type SubmitTaskBody = Static<typeof SubmitTaskBody>;
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const TaskErrorSchema = Type.Object({ code: Type.String(), message: Type.String() });
+
+export const ImageSchema = Type.Object({
+  index: Type.Integer(),
+  url: Type.String({ description: 'Stable URL of the image bytes.' }),
+  content_type: Type.String(),
+  bytes: Type.Integer(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  seed: Type.Integer(),
+  sha256: Type.String(),
+});
+
+export const TaskStatusSchema = Type.Union([
+  Type.Literal('queued'),
+  Type.Literal('running'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('canceled'),
+]);
+
+export const TaskSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    status: TaskStatusSchema,
+    kind: Type.String(),
+    provider: Type.String(),
+    model: Type.String(),
+    priority: Type.Integer(),
+    params: Type.Object({
+      prompt: Type.String(),
+      negative_prompt: Nullable(Type.String()),
+      width: Type.Integer(),
+      height: Type.Integer(),
+      steps: Type.Integer(),
+      guidance: Type.Number(),
+      n: Type.Integer(),
+      seed: Type.Integer(),
+    }),
+    provider_options: Type.Record(Type.String(), Type.Unknown()),
+    stage: Nullable(Type.String()),
+    progress: Type.Integer({ minimum: 0, maximum: 100 }),
+    attempt: Type.Integer(),
+    max_attempts: Type.Integer(),
+    queue_position: Nullable(Type.Integer({ description: 'Tasks ahead of this one; only on a single queued task.' })),
+    eta_seconds: Nullable(Type.Number({ description: 'Estimated seconds until finished, from recent run times.' })),
+    cancel_requested: Type.Boolean(),
+    error: Nullable(TaskErrorSchema),
+    images: Type.Array(ImageSchema),
+    predict_time: Nullable(Type.Number({ description: 'Seconds the provider spent on the last attempt.' })),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: Nullable(Type.String({ format: 'date-time' })),
+    finished_at: Nullable(Type.String({ format: 'date-time' })),
+  },
+  { $id: 'Task' },
+);
+export type TaskResource = Static<typeof TaskSchema>;
+
+export const TaskIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+export const ListTasksQuery = Type.Object(
+  {
+    status: Type.Optional(TaskStatusSchema),
+    provider: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1–100, default 20.' })),
+    cursor: Type.Optional(Type.String({ description: 'next_cursor from the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const TaskListSchema = Type.Object({
+  data: Type.Array(TaskSchema),
+  next_cursor: Nullable(Type.String()),
+});
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    code: Type.String({ description: 'Stable machine code; see docs/errors.md.' }),
+    detail: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), code: Type.String(), message: Type.String() })),
+    ),
+  },
+  { $id: 'Problem', additionalProperties: true },
+);

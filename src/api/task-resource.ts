@@ -1,0 +1,62 @@
+import type { TaskEvent } from '../events/event-log.js';
+import { formatCursor } from '../events/cursor.js';
+import type { TaskImageRow } from '../tasks/rows.js';
+import type { TaskView } from '../tasks/service.js';
+import type { TaskResource } from './schemas/task.js';
+
+export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
+  `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
+
+type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at'>;
+
+const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => ({
+  index: image.index,
+  url: imageUrl(baseUrl, taskId, image.index),
+  content_type: image.content_type,
+  bytes: image.bytes,
+  width: image.width,
+  height: image.height,
+  seed: image.seed,
+  sha256: image.sha256,
+});
+
+/** The task as the API shows it. `baseUrl` is EASEL_PUBLIC_URL, or '' for relative links. */
+export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
+  const { task } = view;
+  return {
+    id: task.id,
+    status: task.status,
+    kind: task.kind,
+    provider: task.provider,
+    model: task.model,
+    priority: task.priority,
+    params: task.params,
+    provider_options: task.provider_options,
+    stage: task.stage,
+    progress: task.progress,
+    attempt: task.attempt,
+    max_attempts: task.max_attempts,
+    queue_position: view.queuePosition,
+    eta_seconds: view.etaSeconds,
+    cancel_requested: task.cancel_requested_at !== null,
+    error: task.error,
+    images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),
+    predict_time: task.predict_time,
+    created_at: task.created_at.toISOString(),
+    started_at: task.started_at?.toISOString() ?? null,
+    finished_at: task.finished_at?.toISOString() ?? null,
+  };
+}
+
+/** The `task_update` SSE payload: what changed, when, and the task's state after it. */
+export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
+  const { images, ...state } = event.data as { images?: PublicImage[] } & Record<string, unknown>;
+  return {
+    event_id: formatCursor(event.cursor),
+    type: event.type,
+    task_id: event.taskId,
+    at: event.at.toISOString(),
+    ...state,
+    ...(images ? { images: images.map((image) => toPublicImage(baseUrl, event.taskId, image)) } : {}),
+  };
+}

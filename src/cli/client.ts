@@ -1,0 +1,60 @@
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+
+/** A small client for Easel's own HTTP API: what the CLI (and scripts) use. */
+export class EaselClient {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.baseUrl), {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new CliError(`cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`);
+    }
+    const text = await response.text();
+    const data = text ? (JSON.parse(text) as T) : (undefined as T);
+    if (!response.ok) {
+      const problem = data as { code?: string; detail?: string };
+      throw new CliError(`${problem.code ?? response.status}: ${problem.detail ?? response.statusText}`);
+    }
+    return { status: response.status, data };
+  }
+
+  async download(path: string): Promise<Buffer> {
+    const response = await fetch(new URL(path, this.baseUrl));
+    if (!response.ok) throw new CliError(`download of ${path} failed with ${response.status}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+
+  /** Follow an SSE stream until `onMessage` returns true or `signal` aborts. */
+  async stream(path: string, onMessage: (message: EventSourceMessage) => boolean, signal?: AbortSignal): Promise<void> {
+    const response = await fetch(new URL(path, this.baseUrl), { headers: { accept: 'text/event-stream' }, signal });
+    if (!response.ok || !response.body) throw new CliError(`event stream ${path} failed with ${response.status}`);
+    let done = false;
+    const parser = createParser({ onEvent: (message) => (done ||= onMessage(message)) });
+    const decoder = new TextDecoder();
+    const reader = response.body.getReader();
+    try {
+      while (!done) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        parser.feed(decoder.decode(chunk.value, { stream: true }));
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+}
+
+/** An error for the person at the terminal: printed without a stack trace. */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export function clientFromEnv(): EaselClient {
+  return new EaselClient(process.env.EASEL_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`);
+}

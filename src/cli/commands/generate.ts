@@ -1,0 +1,117 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import type { TaskResource } from '../../api/schemas/task.js';
+import { CliError, type EaselClient } from '../client.js';
+
+export interface GenerateOptions {
+  provider?: string;
+  model?: string;
+  width?: number;
+  height?: number;
+  steps?: number;
+  n?: number;
+  seed?: number;
+  priority?: number;
+  negative?: string;
+  option?: Record<string, unknown>;
+  out: string;
+}
+
+interface TaskUpdate {
+  type: string;
+  status: TaskResource['status'];
+  stage: string | null;
+  progress: number;
+}
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
+
+/**
+ * Submit, follow the task live (queue position while it waits, stage and progress while it
+ * runs), then save the images. Exits non-zero when the task does not succeed.
+ */
+export async function generate(client: EaselClient, prompt: string, options: GenerateOptions): Promise<TaskResource> {
+  const body = {
+    prompt,
+    negative_prompt: options.negative,
+    provider: options.provider,
+    model: options.model,
+    width: options.width,
+    height: options.height,
+    steps: options.steps,
+    n: options.n,
+    seed: options.seed,
+    priority: options.priority,
+    provider_options: options.option,
+  };
+  const { data: submitted } = await client.request<TaskResource>('POST', '/v1/tasks', body);
+  const display = createDisplay(submitted);
+
+  // While queued, the stream says nothing; refresh the position and ETA from the task itself.
+  const poll = setInterval(() => {
+    client
+      .request<TaskResource>('GET', `/v1/tasks/${submitted.id}`)
+      .then(({ data }) => data.status === 'queued' && display.queued(data))
+      .catch(() => undefined);
+  }, 1000);
+  try {
+    await client.stream(`/v1/events?task_id=${submitted.id}`, (message) => {
+      if (message.event !== 'task_update') return false;
+      const update = JSON.parse(message.data) as TaskUpdate;
+      display.update(update);
+      return TERMINAL.has(update.status);
+    });
+  } finally {
+    clearInterval(poll);
+  }
+  const { data: task } = await client.request<TaskResource>('GET', `/v1/tasks/${submitted.id}`);
+  display.finish(task);
+  if (task.status !== 'succeeded') {
+    throw new CliError(`task ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`);
+  }
+  await mkdir(options.out, { recursive: true });
+  for (const image of task.images) {
+    const extension = image.content_type.split('/')[1] ?? 'bin';
+    const file = path.join(options.out, `${task.id}-${image.index}.${extension}`);
+    await writeFile(file, await client.download(image.url));
+    process.stdout.write(`${file}  ${image.width}x${image.height} seed ${image.seed}\n`);
+  }
+  return task;
+}
+
+/** A progress bar on a terminal; one line per change everywhere else (logs, CI, pipes). */
+function createDisplay(task: TaskResource) {
+  const describeQueued = (t: Pick<TaskResource, 'queue_position' | 'eta_seconds'>) =>
+    `queued, ${t.queue_position ?? '?'} ahead${t.eta_seconds === null ? '' : `, ~${Math.ceil(t.eta_seconds)}s`}`;
+  process.stderr.write(`task ${task.id}\n`);
+  if (!process.stderr.isTTY) {
+    let last = '';
+    const line = (text: string) => {
+      if (text !== last) process.stderr.write(`${text}\n`);
+      last = text;
+    };
+    line(describeQueued(task));
+    return {
+      queued: (t: TaskResource) => line(describeQueued(t)),
+      update: (u: TaskUpdate) => line(u.status === 'running' ? `running: ${u.stage ?? ''} ${u.progress}%` : u.status),
+      finish: (t: TaskResource) => line(t.status),
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    { format: '{bar} {percentage}% | {state}', hideCursor: true, clearOnComplete: false, stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(100, 0, { state: describeQueued(task) });
+  return {
+    queued: (t: TaskResource) => bar.update({ state: describeQueued(t) }),
+    update: (u: TaskUpdate) =>
+      bar.update(u.status === 'running' ? u.progress : u.status === 'succeeded' ? 100 : 0, {
+        state: u.status === 'running' ? `${u.stage ?? 'running'}` : u.status,
+      }),
+    finish: (t: TaskResource) => {
+      bar.update(t.status === 'succeeded' ? 100 : t.progress, { state: t.status });
+      bar.stop();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Every deliberate error Easel answers with: stable code → HTTP status and title.
+ * Codes are part of the API: never rename or reuse one; `docs/errors.md` lists them all.
+ */
+export const ErrorCodes = {
+  VALIDATION_FAILED: { status: 400, title: 'The request is not valid' },
+  MALFORMED_JSON: { status: 400, title: 'The request body is not valid JSON' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'The request body must be application/json' },
+  BODY_TOO_LARGE: { status: 413, title: 'The request body is too large' },
+  UNKNOWN_PROVIDER: { status: 400, title: 'No such provider' },
+  UNKNOWN_MODEL: { status: 400, title: 'The provider has no such model' },
+  UNSUPPORTED_SIZE: { status: 400, title: 'The model does not support this size' },
+  UNSUPPORTED_STEPS: { status: 400, title: 'The model does not support this many steps' },
+  INVALID_CURSOR: { status: 400, title: 'The pagination cursor is not valid' },
+  INVALID_EVENT_ID: { status: 400, title: 'Last-Event-ID is not an id this server sent' },
+  IDEMPOTENCY_KEY_REUSED: { status: 409, title: 'This Idempotency-Key was used with a different request' },
+  TASK_NOT_FOUND: { status: 404, title: 'No such task' },
+  IMAGE_NOT_FOUND: { status: 404, title: 'No such image' },
+  ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  TASK_NOT_CANCELABLE: { status: 409, title: 'The task has already finished' },
+  TASK_NOT_RETRYABLE: { status: 409, title: 'Only failed or canceled tasks can be retried' },
+  NOT_READY: { status: 503, title: 'The service is not ready' },
+  INTERNAL: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** A deliberate API error; the problem+json handler renders it. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message ?? ErrorCodes[code].title);
+  }
+  get status(): number {
+    return ErrorCodes[this.code].status;
+  }
+}
+
+/** Task error codes stored on failed tasks (beyond those adapters raise). */
+export const TaskErrorCodes = {
+  WORKER_LOST: 'WORKER_LOST',
+  ATTEMPT_TIMED_OUT: 'ATTEMPT_TIMED_OUT',
+  INTERNAL: 'INTERNAL',
+  CANCELED: 'CANCELED',
+} as const;
+
+/** Normalise any throwable into a non-empty message; keeps `cause` for logs. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name || 'unknown error';
+  if (typeof error === 'string' && error) return error;
+  return 'unknown error';
+}

@@ -1,0 +1,16 @@
+import pino, { type Logger } from 'pino';
+import type { LogFormat } from './config/config.js';
+
+export type { Logger };
+
+/** Pretty lines on a terminal, JSON lines everywhere else (files, containers, CI). */
+export function createLogger(options: { level: string; format: LogFormat; name?: string }): Logger {
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true);
+  return pino({
+    level: options.level,
+    name: options.name,
+    // Provider tokens and API keys must never reach a log line, whoever logs the object.
+    redact: { paths: ['*.authorization', '*.secret', '*.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
+    transport: pretty ? { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } : undefined,
+  });
+}

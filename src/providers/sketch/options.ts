@@ -1,0 +1,43 @@
+import { PermanentError, type ProviderErrorClass } from '../errors.js';
+
+/** `provider_options` the sketch provider accepts: latency and faults on demand. */
+export interface SketchOptions {
+  /** Total time the generation takes, spread across the steps. 0 = no timer at all. */
+  delayMs: number;
+  /** Fail in this class after the delay… */
+  fail?: ProviderErrorClass;
+  /** …but only while the attempt number is at most this (then succeed). Unset: every attempt. */
+  failAttempts?: number;
+  /** The Retry-After hint a `rate_limited` failure carries. */
+  retryAfterMs?: number;
+}
+
+const FAIL_CLASSES: readonly ProviderErrorClass[] = ['retryable', 'rate_limited', 'credential', 'permanent'];
+const KNOWN = new Set(['delay_ms', 'fail', 'fail_attempts', 'retry_after_ms']);
+
+const invalid = (message: string) => new PermanentError('INVALID_PROVIDER_OPTIONS', `sketch: ${message}`);
+
+function integer(options: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const value = options[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${key} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function parseSketchOptions(options: Record<string, unknown>): SketchOptions {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw invalid(`unknown option ${key}; known: ${[...KNOWN].join(', ')}`);
+  }
+  const fail = options.fail;
+  if (fail !== undefined && !FAIL_CLASSES.includes(fail as ProviderErrorClass)) {
+    throw invalid(`fail must be one of ${FAIL_CLASSES.join(', ')}`);
+  }
+  return {
+    delayMs: integer(options, 'delay_ms', 0, 600_000) ?? 0,
+    fail: fail as ProviderErrorClass | undefined,
+    failAttempts: integer(options, 'fail_attempts', 1, 100),
+    retryAfterMs: integer(options, 'retry_after_ms', 0, 3_600_000),
+  };
+}

@@ -1,0 +1,83 @@
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { buildApp } from '../api/app.js';
+import type { Config } from '../config/config.js';
+import { Channels, Listener } from '../db/listener.js';
+import { migrate } from '../db/migrate.js';
+import { EventHub } from '../events/hub.js';
+import { createProviderRegistry } from '../providers/index.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import { createLocalStorage } from '../storage/local.js';
+import type { Storage } from '../storage/storage.js';
+import { TaskService } from '../tasks/service.js';
+import { Worker } from '../worker/worker.js';
+import { openDatabase, type Database } from './database.js';
+
+export interface Roles {
+  api: boolean;
+  worker: boolean;
+}
+
+export interface RunningEasel {
+  db: Database;
+  app?: FastifyInstance;
+  worker?: Worker;
+  /** `http://host:port` when the API listens. */
+  url?: string;
+  /** Stop claiming, let running tasks finish within the grace period, close everything. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  roles: Roles;
+  /** Tests pass their own registry (fakes) or storage; production uses the defaults. */
+  registry?: ProviderRegistry;
+  storage?: Storage;
+}
+
+/**
+ * Wire the parts together for the roles asked: `start` runs both, `api` and `worker` one each
+ * against a shared database. Each part that is started registers how it is released.
+ */
+export async function startEasel(config: Readonly<Config>, log: Logger, options: StartOptions): Promise<RunningEasel> {
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.warn({ err: error }, 'shutdown step failed'));
+  };
+  try {
+    const db = await openDatabase(config, log, { poolSize: options.roles.worker ? 20 : 10 });
+    cleanups.push(() => db.close());
+    await migrate(db.pool, log);
+
+    const registry = options.registry ?? createProviderRegistry();
+    const storage = options.storage ?? createLocalStorage(path.join(config.dataDir, 'images'));
+    const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
+    await listener.start();
+    cleanups.push(() => listener.close());
+
+    const running: RunningEasel = { db, stop: stopAll };
+    if (options.roles.worker) {
+      const worker = new Worker({ pool: db.pool, listener, registry, storage, config: config.worker, queue: config.queue, log });
+      await worker.start();
+      cleanups.push(() => worker.stop());
+      running.worker = worker;
+    }
+    if (options.roles.api) {
+      const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
+      await hub.start();
+      cleanups.push(async () => hub.close());
+      const tasks = new TaskService(db.pool, registry, config, hub);
+      const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });
+      const address = await app.listen({ host: config.host, port: config.port });
+      cleanups.push(() => app.close());
+      running.app = app;
+      running.url = address;
+      log.info({ url: address, docs: `${address}/docs` }, 'Easel API listening');
+    }
+    return running;
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

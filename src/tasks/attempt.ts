@@ -1,0 +1,132 @@
+import type { Queryable } from '../db/pool.js';
+import { TaskEventType, type TaskError } from '../domain/task.js';
+import { insertEventsSql, notifyEventsSql, notifyReadySql, sqlLiteral } from './events.js';
+import type { Lease } from './rows.js';
+
+/**
+ * Writes made by the worker that holds an attempt. Every statement matches
+ * `lease_token = $2 AND status = 'running'`: the token changes on every claim, so a late write
+ * from a worker presumed dead matches no row and changes nothing. Each returns whether it won.
+ */
+
+const FENCE = `id = $1 AND lease_token = $2 AND status = 'running'`;
+
+async function fencedWrite(db: Queryable, name: string, text: string, values: unknown[]): Promise<boolean> {
+  const { rowCount } = await db.query({ name, text, values });
+  return (rowCount ?? 0) > 0;
+}
+
+const REPORT_PROGRESS = `
+WITH t AS (
+  UPDATE tasks SET stage = $3, progress = $4, updated_at = now() WHERE ${FENCE} RETURNING *
+), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress))})
+SELECT ${notifyEventsSql} FROM t`;
+
+export function reportProgress(db: Queryable, lease: Lease, stage: string, progress: number): Promise<boolean> {
+  return fencedWrite(db, 'easel_progress', REPORT_PROGRESS, [lease.taskId, lease.token, stage, progress]);
+}
+
+export function saveProviderRef(db: Queryable, lease: Lease, ref: string): Promise<boolean> {
+  return fencedWrite(
+    db,
+    'easel_provider_ref',
+    `UPDATE tasks SET provider_ref = $3, updated_at = now() WHERE ${FENCE}`,
+    [lease.taskId, lease.token, ref],
+  );
+}
+
+export interface StoredImage {
+  index: number;
+  storage_key: string;
+  content_type: string;
+  bytes: number;
+  width: number;
+  height: number;
+  seed: number;
+  sha256: string;
+}
+
+/** Succeed and record the images in one statement: both happen, or neither. */
+const SUCCEED = `
+WITH t AS (
+  UPDATE tasks SET status = 'succeeded', stage = NULL, progress = 100, error = NULL,
+                   predict_time = $3, finished_at = now(), updated_at = now()
+  WHERE ${FENCE} RETURNING *
+), images AS (
+  INSERT INTO task_images (task_id, index, storage_key, content_type, bytes, width, height, seed, sha256)
+  SELECT t.id, i.index, i.storage_key, i.content_type, i.bytes, i.width, i.height, i.seed, i.sha256
+  FROM t, jsonb_to_recordset($4::jsonb) AS i(index int, storage_key text, content_type text, bytes int,
+                                             width int, height int, seed bigint, sha256 text)
+), event AS (
+  ${insertEventsSql('t', sqlLiteral(TaskEventType.succeeded), `jsonb_build_object('images', $5::jsonb)`)}
+)
+SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+
+export function succeedAttempt(
+  db: Queryable,
+  lease: Lease,
+  result: { predictTimeSeconds: number; images: StoredImage[] },
+): Promise<boolean> {
+  return fencedWrite(db, 'easel_succeed', SUCCEED, [
+    lease.taskId,
+    lease.token,
+    result.predictTimeSeconds,
+    JSON.stringify(result.images),
+    // The event carries the images' public description (no storage key) so live clients
+    // need no second request to show the result.
+    JSON.stringify(result.images.map(({ storage_key: _key, ...image }) => image)),
+  ]);
+}
+
+/** Back to the queue after `delayMs`, keeping the task's fair-queuing tag (it was already due). */
+const RETRY_LATER = `
+WITH t AS (
+  UPDATE tasks SET status = 'queued', stage = NULL, progress = 0, error = $3,
+                   run_after = now() + make_interval(secs => $4::double precision / 1000),
+                   worker_id = NULL, lease_token = NULL, predict_time = $5, updated_at = now()
+  WHERE ${FENCE} RETURNING *
+), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.retrying))})
+SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+
+export function retryAttemptLater(
+  db: Queryable,
+  lease: Lease,
+  error: TaskError,
+  delayMs: number,
+  predictTimeSeconds: number,
+): Promise<boolean> {
+  return fencedWrite(db, 'easel_retry_later', RETRY_LATER, [lease.taskId, lease.token, error, delayMs, predictTimeSeconds]);
+}
+
+/** Final states an attempt can end in besides success. */
+const FINISH = `
+WITH t AS (
+  UPDATE tasks SET status = $3, stage = NULL, error = $4, predict_time = $5,
+                   finished_at = now(), updated_at = now()
+  WHERE ${FENCE} RETURNING *
+), event AS (${insertEventsSql('t', `'task:' || $3`)})
+SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+
+export function failAttempt(db: Queryable, lease: Lease, error: TaskError, predictTimeSeconds: number): Promise<boolean> {
+  return fencedWrite(db, 'easel_finish', FINISH, [lease.taskId, lease.token, 'failed', error, predictTimeSeconds]);
+}
+
+export function cancelAttempt(db: Queryable, lease: Lease, predictTimeSeconds: number): Promise<boolean> {
+  return fencedWrite(db, 'easel_finish', FINISH, [lease.taskId, lease.token, 'canceled', null, predictTimeSeconds]);
+}
+
+/**
+ * Shutdown: hand an unfinished attempt back without counting it, so another worker runs it
+ * at once and the task does not lose an attempt to a deploy.
+ */
+const RELEASE = `
+WITH t AS (
+  UPDATE tasks SET status = 'queued', attempt = greatest(attempt - 1, 0), stage = NULL, progress = 0,
+                   worker_id = NULL, lease_token = NULL, run_after = now(), updated_at = now()
+  WHERE ${FENCE} RETURNING *
+), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
+SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+
+export function releaseAttempt(db: Queryable, lease: Lease): Promise<boolean> {
+  return fencedWrite(db, 'easel_release', RELEASE, [lease.taskId, lease.token]);
+}

@@ -1,0 +1,69 @@
+import type { Pool } from '../db/pool.js';
+import { TaskEventType } from '../domain/task.js';
+import { insertEventsSql, notifyEventsSql, sqlLiteral } from './events.js';
+import type { TaskRow } from './rows.js';
+
+/**
+ * Claims run one provider at a time under a transaction-scoped advisory lock, so two workers
+ * can never both see a free slot and overshoot the provider's limit. Under READ COMMITTED the
+ * claim statement, which starts after the lock is granted, sees the previous claimer's commit.
+ */
+const LOCK_PROVIDER = `SELECT pg_advisory_xact_lock(hashtextextended('easel:claim:' || $1, 0))`;
+
+const CLAIM = `
+WITH running AS (
+  SELECT count(*) AS n FROM tasks WHERE status = 'running' AND provider = $1
+), picked AS MATERIALIZED (
+  SELECT id FROM tasks
+  WHERE status = 'queued' AND provider = $1 AND run_after <= now()
+  ORDER BY rank, vtime, id
+  LIMIT greatest(0, least($2::int, $3::int - (SELECT n FROM running)))
+  FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE tasks t
+  SET status = 'running', attempt = t.attempt + 1, worker_id = $4, lease_token = gen_random_uuid(),
+      started_at = now(), updated_at = now(), stage = 'starting', progress = 0, error = NULL
+  FROM picked WHERE t.id = picked.id
+  RETURNING t.*
+), clock AS (
+  INSERT INTO provider_clocks (provider, vclock)
+  SELECT $1, max(vtime) FROM claimed HAVING count(*) > 0
+  ON CONFLICT (provider) DO UPDATE SET vclock = greatest(provider_clocks.vclock, EXCLUDED.vclock)
+), event AS (
+  ${insertEventsSql('claimed', sqlLiteral(TaskEventType.running))}
+)
+SELECT claimed.*, ${notifyEventsSql} FROM claimed ORDER BY rank, vtime, id`;
+
+export interface ClaimRequest {
+  provider: string;
+  workerId: string;
+  /** Free slots in this worker. */
+  want: number;
+  /** The provider's global limit on running tasks, across all workers. */
+  providerLimit: number;
+}
+
+/** Claim up to `want` runnable tasks in queue order; each comes back with a fresh lease token. */
+export async function claimTasks(pool: Pool, request: ClaimRequest): Promise<TaskRow[]> {
+  if (request.want <= 0) return [];
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Losing a claim in a crash is harmless (the task is simply queued again), so this
+    // commit need not wait for the disk.
+    await client.query('SET LOCAL synchronous_commit = off');
+    await client.query({ name: 'easel_claim_lock', text: LOCK_PROVIDER, values: [request.provider] });
+    const { rows } = await client.query<TaskRow>({
+      name: 'easel_claim_tasks',
+      text: CLAIM,
+      values: [request.provider, request.want, request.providerLimit, request.workerId],
+    });
+    await client.query('COMMIT');
+    return rows;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

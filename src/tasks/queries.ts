@@ -1,0 +1,63 @@
+import type { Queryable } from '../db/pool.js';
+import type { TaskStatus } from '../domain/task.js';
+import type { TaskImageRow, TaskRow } from './rows.js';
+
+export async function findTask(db: Queryable, userId: string, taskId: string): Promise<TaskRow | undefined> {
+  const { rows } = await db.query<TaskRow>({
+    name: 'easel_find_task',
+    text: 'SELECT * FROM tasks WHERE id = $1 AND user_id = $2',
+    values: [taskId, userId],
+  });
+  return rows[0];
+}
+
+export async function findImages(db: Queryable, taskIds: string[]): Promise<Map<string, TaskImageRow[]>> {
+  const byTask = new Map<string, TaskImageRow[]>();
+  if (taskIds.length === 0) return byTask;
+  const { rows } = await db.query<TaskImageRow>({
+    name: 'easel_find_images',
+    text: 'SELECT * FROM task_images WHERE task_id = ANY($1::uuid[]) ORDER BY task_id, index',
+    values: [taskIds],
+  });
+  for (const row of rows) {
+    const list = byTask.get(row.task_id) ?? [];
+    list.push(row);
+    byTask.set(row.task_id, list);
+  }
+  return byTask;
+}
+
+export async function findImage(
+  db: Queryable,
+  userId: string,
+  taskId: string,
+  index: number,
+): Promise<TaskImageRow | undefined> {
+  const { rows } = await db.query<TaskImageRow>(
+    `SELECT i.* FROM task_images i JOIN tasks t ON t.id = i.task_id
+     WHERE i.task_id = $1 AND i.index = $2 AND t.user_id = $3`,
+    [taskId, index, userId],
+  );
+  return rows[0];
+}
+
+export interface TaskFilter {
+  status?: TaskStatus | undefined;
+  provider?: string | undefined;
+  /** Return tasks older than this id (ids are UUIDv7, so id order is creation order). */
+  before?: string | undefined;
+  limit: number;
+}
+
+/** Newest first, keyset-paginated on id: stable under inserts, cheap at any depth. */
+export async function listTasks(db: Queryable, userId: string, filter: TaskFilter): Promise<TaskRow[]> {
+  const { rows } = await db.query<TaskRow>({
+    name: 'easel_list_tasks',
+    text: `SELECT * FROM tasks
+           WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR provider = $3)
+             AND ($4::uuid IS NULL OR id < $4)
+           ORDER BY id DESC LIMIT $5`,
+    values: [userId, filter.status ?? null, filter.provider ?? null, filter.before ?? null, filter.limit],
+  });
+  return rows;
+}

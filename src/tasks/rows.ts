@@ -1,0 +1,54 @@
+import type { TaskError, TaskParams, TaskStatus } from '../domain/task.js';
+import type { TaskKind } from '../providers/types.js';
+
+/** A `tasks` row as the driver returns it. */
+export interface TaskRow {
+  id: string;
+  user_id: string;
+  kind: TaskKind;
+  provider: string;
+  model: string;
+  params: TaskParams;
+  provider_options: Record<string, unknown>;
+  priority: number;
+  rank: number;
+  vtime: number;
+  status: TaskStatus;
+  stage: string | null;
+  progress: number;
+  attempt: number;
+  max_attempts: number;
+  rescues: number;
+  run_after: Date;
+  worker_id: string | null;
+  lease_token: string | null;
+  provider_ref: string | null;
+  cancel_requested_at: Date | null;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  error: TaskError | null;
+  predict_time: number | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  updated_at: Date;
+}
+
+export interface TaskImageRow {
+  task_id: string;
+  index: number;
+  storage_key: string;
+  content_type: string;
+  bytes: number;
+  width: number;
+  height: number;
+  seed: number;
+  sha256: string;
+  created_at: Date;
+}
+
+/** The lease a worker holds on one attempt; every write of that attempt presents it. */
+export interface Lease {
+  taskId: string;
+  token: string;
+}

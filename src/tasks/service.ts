@@ -1,0 +1,205 @@
+import { createHash } from 'node:crypto';
+import { providerConcurrency, type Config } from '../config/config.js';
+import type { Pool } from '../db/pool.js';
+import { ApiError } from '../domain/errors.js';
+import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
+import type { EventHub } from '../events/hub.js';
+import type { ProviderRegistry } from '../providers/registry.js';
+import type { TaskKind } from '../providers/types.js';
+import { cancelTask, type CancelOutcome } from './cancel.js';
+import { estimateSeconds, medianRunSeconds, queuePosition } from './position.js';
+import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
+import { requeueTask } from './requeue.js';
+import type { TaskImageRow, TaskRow } from './rows.js';
+import { submitTask } from './submit.js';
+import { liveWorkers } from './workers.js';
+
+/** A submission as the API validated it (snake_case, optional fields still optional). */
+export interface SubmitRequest {
+  prompt: string;
+  negative_prompt?: string;
+  kind?: TaskKind;
+  provider?: string;
+  model?: string;
+  width?: number;
+  height?: number;
+  steps?: number;
+  guidance?: number;
+  n?: number;
+  seed?: number;
+  priority?: number;
+  max_attempts?: number;
+  provider_options?: Record<string, unknown>;
+}
+
+export interface TaskView {
+  task: TaskRow;
+  images: TaskImageRow[];
+  queuePosition: number | null;
+  etaSeconds: number | null;
+}
+
+export const DEFAULTS = { width: 512, height: 512, steps: 20, guidance: 7, n: 1, priority: 5 } as const;
+const STATS_TTL_MS = 5000;
+
+/** What the API and CLI do with tasks. Adapters are never called from here; workers do that. */
+export class TaskService {
+  private readonly statsCache = new Map<string, { at: number; value: Promise<number | null> }>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly registry: ProviderRegistry,
+    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker'>,
+    private readonly hub?: EventHub,
+  ) {}
+
+  async submit(
+    userId: string,
+    request: SubmitRequest,
+    idempotencyKey?: string,
+  ): Promise<{ view: TaskView; replayed: boolean }> {
+    const providerId = request.provider ?? this.config.defaultProvider;
+    if (!this.registry.get(providerId)) {
+      throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, { provider: providerId });
+    }
+    const model = this.registry.model(providerId, request.model);
+    if (!model) {
+      throw new ApiError('UNKNOWN_MODEL', `provider ${providerId} has no model ${request.model}`, { model: request.model });
+    }
+    const params: TaskParams = {
+      prompt: request.prompt,
+      negative_prompt: request.negative_prompt ?? null,
+      width: request.width ?? Math.min(DEFAULTS.width, model.maxWidth),
+      height: request.height ?? Math.min(DEFAULTS.height, model.maxHeight),
+      steps: request.steps ?? Math.min(DEFAULTS.steps, model.maxSteps),
+      guidance: request.guidance ?? DEFAULTS.guidance,
+      n: request.n ?? DEFAULTS.n,
+      // Always store a seed, so any result can be reproduced from the task alone.
+      seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
+    };
+    if (params.width > model.maxWidth || params.height > model.maxHeight) {
+      throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
+    }
+    if (params.steps > model.maxSteps) {
+      throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
+    }
+    const kind = request.kind ?? 'txt2img';
+    const outcome = await submitTask(this.pool, {
+      userId,
+      kind,
+      provider: providerId,
+      model: model.id,
+      params,
+      providerOptions: request.provider_options ?? {},
+      priority: request.priority ?? DEFAULTS.priority,
+      maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
+      idempotencyKey,
+      requestHash: idempotencyKey === undefined ? undefined : fingerprint(request),
+    });
+    if (outcome.kind === 'key_conflict') {
+      throw new ApiError('IDEMPOTENCY_KEY_REUSED', undefined, { task_id: outcome.task.id });
+    }
+    return { view: await this.view(outcome.task), replayed: outcome.kind === 'replayed' };
+  }
+
+  async get(userId: string, taskId: string): Promise<TaskView> {
+    const task = await findTask(this.pool, userId, taskId);
+    if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
+    return this.view(task);
+  }
+
+  /** Lists skip queue positions (one count per row would be wasteful); GET one task for it. */
+  async list(userId: string, filter: TaskFilter): Promise<{ views: TaskView[]; nextCursor: string | null }> {
+    const rows = await listTasks(this.pool, userId, { ...filter, limit: filter.limit + 1 });
+    const page = rows.slice(0, filter.limit);
+    const images = await findImages(
+      this.pool,
+      page.filter((task) => task.status === 'succeeded').map((task) => task.id),
+    );
+    return {
+      views: page.map((task) => ({ task, images: images.get(task.id) ?? [], queuePosition: null, etaSeconds: null })),
+      nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+    };
+  }
+
+  async cancel(userId: string, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
+    const outcome = await cancelTask(this.pool, userId, taskId);
+    if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
+    const view = await this.get(userId, taskId);
+    if (outcome === 'already_finished') {
+      throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, { status: view.task.status });
+    }
+    return { outcome, view };
+  }
+
+  async retry(userId: string, taskId: string): Promise<TaskView> {
+    const task = await requeueTask(this.pool, userId, taskId);
+    if (task) return this.view(task);
+    const current = await this.get(userId, taskId);
+    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, { status: current.task.status });
+  }
+
+  /**
+   * Resolve with the task once it has finished, or with its current state after `timeoutMs`.
+   * Subscribes before reading, so a finish between the two cannot be missed.
+   */
+  async waitForFinish(userId: string, taskId: string, timeoutMs: number): Promise<TaskView> {
+    if (!this.hub || timeoutMs <= 0) return this.get(userId, taskId);
+    let wake!: () => void;
+    const finished = new Promise<void>((resolve) => (wake = resolve));
+    const { unsubscribe } = this.hub.subscribe({
+      taskId,
+      userId,
+      deliver: (event) => {
+        if (isTerminal(event.data.status as TaskStatus)) wake();
+      },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const current = await this.get(userId, taskId);
+      if (isTerminal(current.task.status)) return current;
+      await Promise.race([finished, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+      return await this.get(userId, taskId);
+    } finally {
+      clearTimeout(timer);
+      unsubscribe();
+    }
+  }
+
+  private async view(task: TaskRow): Promise<TaskView> {
+    if (task.status === 'succeeded') {
+      const images = await findImages(this.pool, [task.id]);
+      return { task, images: images.get(task.id) ?? [], queuePosition: null, etaSeconds: null };
+    }
+    if (task.status !== 'queued') return { task, images: [], queuePosition: null, etaSeconds: null };
+    const [ahead, median, slots] = await Promise.all([
+      queuePosition(this.pool, task),
+      this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
+      this.cached('slots', async () => (await liveWorkers(this.pool, this.config.worker.deadAfterMs)).slots),
+    ]);
+    const capacity = Math.min(slots ?? 0, providerConcurrency(this.config.queue, task.provider));
+    return { task, images: [], queuePosition: ahead, etaSeconds: estimateSeconds({ ahead, capacity, medianRunSeconds: median }) };
+  }
+
+  private cached(key: string, load: () => Promise<number | null>): Promise<number | null> {
+    const hit = this.statsCache.get(key);
+    if (hit && Date.now() - hit.at < STATS_TTL_MS) return hit.value;
+    const value = load();
+    this.statsCache.set(key, { at: Date.now(), value });
+    value.catch(() => this.statsCache.delete(key));
+    return value;
+  }
+}
+
+/** Same body, same fingerprint, whatever the key order. */
+function fingerprint(request: SubmitRequest): string {
+  const canonical = (value: unknown): unknown =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(
+          Object.entries(value as Record<string, unknown>)
+            .sort(([a], [b]) => (a < b ? -1 : 1))
+            .map(([key, inner]) => [key, canonical(inner)]),
+        )
+      : value;
+  return createHash('sha256').update(JSON.stringify(canonical(request))).digest('hex');
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig, providerConcurrency } from '../../src/config/config.js';
+
+describe('loadConfig', () => {
+  it('has a working default for everything', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ host: '127.0.0.1', port: 8080, databaseUrl: undefined, defaultProvider: 'sketch' });
+    expect(config.dataDir).toMatch(/\/data$/);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads provider limits', () => {
+    const config = loadConfig({ EASEL_PROVIDER_CONCURRENCY: 'sketch=3, replicate=9' });
+    expect(providerConcurrency(config.queue, 'sketch')).toBe(3);
+    expect(providerConcurrency(config.queue, 'replicate')).toBe(9);
+    expect(providerConcurrency(config.queue, 'other')).toBe(64);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT="eighty" is not valid: expected a whole number from 0 to 65535/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgres: or postgresql:/],
+    [{ DATABASE_URL: 'not a url' }, /DATABASE_URL is not a valid URL/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" is not valid: expected one of/],
+    [{ EASEL_PROVIDER_CONCURRENCY: 'sketch' }, /EASEL_PROVIDER_CONCURRENCY has a bad entry "sketch"/],
+    [{ EASEL_HEARTBEAT_MS: '20000', EASEL_WORKER_DEAD_AFTER_MS: '30000' }, /at least twice EASEL_HEARTBEAT_MS/],
+  ])('rejects %o with a clear message', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
