@@ -36,6 +36,9 @@ export function spawnGuardedPostgres(options: {
 }): GuardedPostgres {
   const child = spawn('/bin/sh', ['-c', GUARD_SCRIPT, options.postgresBinary, ...options.args], {
     stdio: ['pipe', 'ignore', 'pipe'],
+    // Its own process group: a Ctrl-C in the terminal goes to Easel alone, which drains its
+    // tasks while the database is still up, then stops the database itself.
+    detached: true,
     uid: options.uid,
     gid: options.gid,
     // English messages, so "ready to accept connections" can be recognised.
