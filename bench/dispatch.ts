@@ -1,3 +1,4 @@
+import type { Hints } from '../src/db/notifier.js';
 import type { Pool } from '../src/db/pool.js';
 import { LOCAL_USER_ID } from '../src/domain/task.js';
 import { submitTask } from '../src/tasks/submit.js';
@@ -5,14 +6,20 @@ import { medianOf, ms, percentile } from './support.js';
 
 /**
  * (a) Sequential samples, as graphile-worker's latency test does: submit one task, wait until
- * the adapter has started it, repeat. Measured from the submit's commit (the moment the
- * statement returns) to the adapter's first line.
+ * the adapter has started it and the worker is idle again, repeat. Measured from the submit's
+ * commit (the moment the statement returns) to the adapter's first line.
  */
-export async function measureDispatch(pool: Pool, starts: Map<string, number>, samples: number): Promise<string> {
+export async function measureDispatch(
+  pool: Pool,
+  hints: Hints,
+  starts: Map<string, number>,
+  workerIdle: () => boolean,
+  samples: number,
+): Promise<string> {
   const latencies: number[] = [];
   const warmup = 50;
   for (let i = 0; i < samples + warmup; i++) {
-    const outcome = await submitTask(pool, {
+    const outcome = await submitTask(pool, hints, {
       userId: LOCAL_USER_ID,
       kind: 'txt2img',
       provider: 'sketch',
@@ -26,6 +33,7 @@ export async function measureDispatch(pool: Pool, starts: Map<string, number>, s
     const id = outcome.task.id;
     while (!starts.has(id)) await new Promise((resolve) => setImmediate(resolve));
     if (i >= warmup) latencies.push(starts.get(id)! - committedAt);
+    while (!workerIdle()) await new Promise((resolve) => setTimeout(resolve, 1));
   }
   latencies.sort((a, b) => a - b);
   const roundTrip = await medianOf(200, () => pool.query('SELECT 1'));

@@ -13,6 +13,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { Notifier } from '../src/db/notifier.js';
 import { ProviderRegistry } from '../src/providers/registry.js';
 import { createSketchProvider } from '../src/providers/sketch/index.js';
 import type { Provider } from '../src/providers/types.js';
@@ -65,7 +66,10 @@ try {
   const starts = new Map<string, number>();
   const dispatchEasel = await startBenchEasel('dispatch', { EASEL_WORKER_CONCURRENCY: '4' }, (id) => starts.set(id, performance.now()));
   try {
-    print(await measureDispatch(dispatchEasel.db.pool, starts, Number(process.env.BENCH_DISPATCH_SAMPLES ?? 1000)));
+    const hints = new Notifier(dispatchEasel.db.connectionString, log);
+    const samples = Number(process.env.BENCH_DISPATCH_SAMPLES ?? 1000);
+    print(await measureDispatch(dispatchEasel.db.pool, hints, starts, () => dispatchEasel.worker!.activeTasks === 0, samples));
+    await hints.close();
   } finally {
     await dispatchEasel.stop();
   }

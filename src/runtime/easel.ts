@@ -5,6 +5,7 @@ import { buildApp } from '../api/app.js';
 import type { Config } from '../config/config.js';
 import { Channels, Listener } from '../db/listener.js';
 import { migrate } from '../db/migrate.js';
+import { Notifier } from '../db/notifier.js';
 import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -55,10 +56,12 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();
     cleanups.push(() => listener.close());
+    const notifier = new Notifier(db.connectionString, log.child({ component: 'notifier' }));
+    cleanups.push(() => notifier.close());
 
     const running: RunningEasel = { db, stop: stopAll };
     if (options.roles.worker) {
-      const worker = new Worker({ pool: db.pool, listener, registry, storage, config: config.worker, queue: config.queue, log });
+      const worker = new Worker({ pool: db.pool, hints: notifier, listener, registry, storage, config: config.worker, queue: config.queue, log });
       await worker.start();
       cleanups.push(() => worker.stop());
       running.worker = worker;
@@ -67,7 +70,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
       const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
       await hub.start();
       cleanups.push(async () => hub.close());
-      const tasks = new TaskService(db.pool, registry, config, hub);
+      const tasks = new TaskService(db.pool, registry, config, notifier, hub);
       const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { TaskEventType, type TaskError } from '../domain/task.js';
-import { insertEventsSql, notifyEventsSql, notifyReadySql, sqlLiteral } from './events.js';
+import type { Hints } from '../db/notifier.js';
+import { insertEventsSql, sqlLiteral } from './events.js';
 import type { Lease } from './rows.js';
 
 /**
@@ -11,28 +12,47 @@ import type { Lease } from './rows.js';
 
 const FENCE = `id = $1 AND lease_token = $2 AND status = 'running'`;
 
-async function fencedWrite(db: Queryable, name: string, text: string, values: unknown[]): Promise<boolean> {
-  const { rowCount } = await db.query({ name, text, values });
-  return (rowCount ?? 0) > 0;
+/**
+ * Run one fenced statement; when it won, send the hints: new events always, and a free slot
+ * when the attempt ended (`freesSlot`).
+ */
+async function fencedWrite(
+  db: Queryable,
+  hints: Hints,
+  lease: Lease,
+  statement: { name: string; text: string; values: unknown[]; freesSlot: boolean },
+): Promise<boolean> {
+  const { rowCount } = await db.query({ name: statement.name, text: statement.text, values: statement.values });
+  const won = (rowCount ?? 0) > 0;
+  if (won) {
+    if (statement.freesSlot) hints.taskReady(lease.provider);
+    hints.taskEvents();
+  }
+  return won;
 }
 
 const REPORT_PROGRESS = `
 WITH t AS (
   UPDATE tasks SET stage = $3, progress = $4, updated_at = now() WHERE ${FENCE} RETURNING *
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress))})
-SELECT ${notifyEventsSql} FROM t`;
+SELECT 1 FROM t`;
 
-export function reportProgress(db: Queryable, lease: Lease, stage: string, progress: number): Promise<boolean> {
-  return fencedWrite(db, 'easel_progress', REPORT_PROGRESS, [lease.taskId, lease.token, stage, progress]);
+export function reportProgress(db: Queryable, hints: Hints, lease: Lease, stage: string, progress: number): Promise<boolean> {
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_progress',
+    text: REPORT_PROGRESS,
+    values: [lease.taskId, lease.token, stage, progress],
+    freesSlot: false,
+  });
 }
 
-export function saveProviderRef(db: Queryable, lease: Lease, ref: string): Promise<boolean> {
-  return fencedWrite(
-    db,
-    'easel_provider_ref',
-    `UPDATE tasks SET provider_ref = $3, updated_at = now() WHERE ${FENCE}`,
-    [lease.taskId, lease.token, ref],
-  );
+export async function saveProviderRef(db: Queryable, lease: Lease, ref: string): Promise<boolean> {
+  const { rowCount } = await db.query({
+    name: 'easel_provider_ref',
+    text: `UPDATE tasks SET provider_ref = $3, updated_at = now() WHERE ${FENCE}`,
+    values: [lease.taskId, lease.token, ref],
+  });
+  return (rowCount ?? 0) > 0;
 }
 
 export interface StoredImage {
@@ -60,22 +80,28 @@ WITH t AS (
 ), event AS (
   ${insertEventsSql('t', sqlLiteral(TaskEventType.succeeded), `jsonb_build_object('images', $5::jsonb)`)}
 )
-SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT 1 FROM t`;
 
 export function succeedAttempt(
   db: Queryable,
+  hints: Hints,
   lease: Lease,
   result: { predictTimeSeconds: number; images: StoredImage[] },
 ): Promise<boolean> {
-  return fencedWrite(db, 'easel_succeed', SUCCEED, [
-    lease.taskId,
-    lease.token,
-    result.predictTimeSeconds,
-    JSON.stringify(result.images),
-    // The event carries the images' public description (no storage key) so live clients
-    // need no second request to show the result.
-    JSON.stringify(result.images.map(({ storage_key: _key, ...image }) => image)),
-  ]);
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_succeed',
+    text: SUCCEED,
+    values: [
+      lease.taskId,
+      lease.token,
+      result.predictTimeSeconds,
+      JSON.stringify(result.images),
+      // The event carries the images' public description (no storage key) so live clients
+      // need no second request to show the result.
+      JSON.stringify(result.images.map(({ storage_key: _key, ...image }) => image)),
+    ],
+    freesSlot: true,
+  });
 }
 
 /** Back to the queue after `delayMs`, keeping the task's fair-queuing tag (it was already due). */
@@ -86,16 +112,22 @@ WITH t AS (
                    worker_id = NULL, lease_token = NULL, predict_time = $5, updated_at = now()
   WHERE ${FENCE} RETURNING *
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.retrying))})
-SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT 1 FROM t`;
 
 export function retryAttemptLater(
   db: Queryable,
+  hints: Hints,
   lease: Lease,
   error: TaskError,
   delayMs: number,
   predictTimeSeconds: number,
 ): Promise<boolean> {
-  return fencedWrite(db, 'easel_retry_later', RETRY_LATER, [lease.taskId, lease.token, error, delayMs, predictTimeSeconds]);
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_retry_later',
+    text: RETRY_LATER,
+    values: [lease.taskId, lease.token, error, delayMs, predictTimeSeconds],
+    freesSlot: true,
+  });
 }
 
 /** Final states an attempt can end in besides success. */
@@ -105,14 +137,30 @@ WITH t AS (
                    finished_at = now(), updated_at = now()
   WHERE ${FENCE} RETURNING *
 ), event AS (${insertEventsSql('t', `'task:' || $3`)})
-SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT 1 FROM t`;
 
-export function failAttempt(db: Queryable, lease: Lease, error: TaskError, predictTimeSeconds: number): Promise<boolean> {
-  return fencedWrite(db, 'easel_finish', FINISH, [lease.taskId, lease.token, 'failed', error, predictTimeSeconds]);
+export function failAttempt(
+  db: Queryable,
+  hints: Hints,
+  lease: Lease,
+  error: TaskError,
+  predictTimeSeconds: number,
+): Promise<boolean> {
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_finish',
+    text: FINISH,
+    values: [lease.taskId, lease.token, 'failed', error, predictTimeSeconds],
+    freesSlot: true,
+  });
 }
 
-export function cancelAttempt(db: Queryable, lease: Lease, predictTimeSeconds: number): Promise<boolean> {
-  return fencedWrite(db, 'easel_finish', FINISH, [lease.taskId, lease.token, 'canceled', null, predictTimeSeconds]);
+export function cancelAttempt(db: Queryable, hints: Hints, lease: Lease, predictTimeSeconds: number): Promise<boolean> {
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_finish',
+    text: FINISH,
+    values: [lease.taskId, lease.token, 'canceled', null, predictTimeSeconds],
+    freesSlot: true,
+  });
 }
 
 /**
@@ -125,8 +173,13 @@ WITH t AS (
                    worker_id = NULL, lease_token = NULL, run_after = now(), updated_at = now()
   WHERE ${FENCE} RETURNING *
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
-SELECT ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT 1 FROM t`;
 
-export function releaseAttempt(db: Queryable, lease: Lease): Promise<boolean> {
-  return fencedWrite(db, 'easel_release', RELEASE, [lease.taskId, lease.token]);
+export function releaseAttempt(db: Queryable, hints: Hints, lease: Lease): Promise<boolean> {
+  return fencedWrite(db, hints, lease, {
+    name: 'easel_release',
+    text: RELEASE,
+    values: [lease.taskId, lease.token],
+    freesSlot: true,
+  });
 }

@@ -1,12 +1,12 @@
-import { Channels } from '../db/listener.js';
 import type { Queryable } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
-import { insertEventsSql, notifyEventsSql, sqlLiteral } from './events.js';
+import type { Hints } from '../db/notifier.js';
+import { insertEventsSql, sqlLiteral } from './events.js';
 
 /**
  * A queued task is canceled by this one statement; whichever of it and a claim locks the row
  * first wins, so there is no window where both succeed. A running task only gets
- * `cancel_requested_at` and a NOTIFY to its worker, which aborts the adapter and writes the
+ * `cancel_requested_at` and a hint to its worker, which aborts the adapter and writes the
  * final `canceled` itself (fenced by its lease); the heartbeat repeats the request if the
  * NOTIFY is lost.
  */
@@ -25,16 +25,20 @@ WITH queued AS (
 ), running_event AS (
   ${insertEventsSql('running', sqlLiteral(TaskEventType.cancelRequested))}
 )
-SELECT 'canceled' AS outcome FROM queued CROSS JOIN LATERAL (SELECT ${notifyEventsSql}) AS n
+SELECT 'canceled' AS outcome FROM queued
 UNION ALL
-SELECT 'cancel_requested' FROM running
-  CROSS JOIN LATERAL (SELECT ${notifyEventsSql}, pg_notify('${Channels.taskCancel}', running.id::text)) AS n`;
+SELECT 'cancel_requested' FROM running`;
 
 export type CancelOutcome = 'canceled' | 'cancel_requested' | 'already_finished' | 'not_found';
 
-export async function cancelTask(db: Queryable, userId: string, taskId: string): Promise<CancelOutcome> {
+export async function cancelTask(db: Queryable, hints: Hints, userId: string, taskId: string): Promise<CancelOutcome> {
   const { rows } = await db.query<{ outcome: CancelOutcome }>({ name: 'easel_cancel', text: CANCEL, values: [taskId, userId] });
-  if (rows[0]) return rows[0].outcome;
+  const outcome = rows[0]?.outcome;
+  if (outcome) {
+    hints.taskEvents();
+    if (outcome === 'cancel_requested') hints.taskCancel(taskId);
+    return outcome;
+  }
   const { rows: existing } = await db.query('SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2', [taskId, userId]);
   return existing.length > 0 ? 'already_finished' : 'not_found';
 }

@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
-import { insertEventsSql, notifyEventsSql, sqlLiteral } from './events.js';
+import type { Hints } from '../db/notifier.js';
+import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
 
 /**
@@ -26,13 +27,14 @@ WITH running AS (
   FROM picked WHERE t.id = picked.id
   RETURNING t.*
 ), clock AS (
-  INSERT INTO provider_clocks (provider, vclock)
-  SELECT $1, max(vtime) FROM claimed HAVING count(*) > 0
-  ON CONFLICT (provider) DO UPDATE SET vclock = greatest(provider_clocks.vclock, EXCLUDED.vclock)
+  INSERT INTO provider_clocks (provider, vclock, claimed_total)
+  SELECT $1, max(vtime), count(*) FROM claimed HAVING count(*) > 0
+  ON CONFLICT (provider) DO UPDATE SET vclock = greatest(provider_clocks.vclock, EXCLUDED.vclock),
+                                       claimed_total = provider_clocks.claimed_total + EXCLUDED.claimed_total
 ), event AS (
   ${insertEventsSql('claimed', sqlLiteral(TaskEventType.running))}
 )
-SELECT claimed.*, ${notifyEventsSql} FROM claimed ORDER BY rank, vtime, id`;
+SELECT * FROM claimed ORDER BY rank, vtime, id`;
 
 export interface ClaimRequest {
   provider: string;
@@ -44,7 +46,7 @@ export interface ClaimRequest {
 }
 
 /** Claim up to `want` runnable tasks in queue order; each comes back with a fresh lease token. */
-export async function claimTasks(pool: Pool, request: ClaimRequest): Promise<TaskRow[]> {
+export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest): Promise<TaskRow[]> {
   if (request.want <= 0) return [];
   const client = await pool.connect();
   try {
@@ -59,6 +61,7 @@ export async function claimTasks(pool: Pool, request: ClaimRequest): Promise<Tas
       values: [request.provider, request.want, request.providerLimit, request.workerId],
     });
     await client.query('COMMIT');
+    if (rows.length > 0) hints.taskEvents();
     return rows;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -1,8 +1,6 @@
-import { Channels } from '../db/listener.js';
-
 /**
  * SQL fragments for recording task events inside the statement that changes the task, so the
- * change, its event and the NOTIFY commit (or vanish) together. `source` names a CTE or table
+ * change and its event commit (or vanish) together; the NOTIFY hint follows the commit. `source` names a CTE or table
  * alias holding the changed `tasks` rows.
  */
 export function eventDataSql(source: string): string {
@@ -18,8 +16,5 @@ export function insertEventsSql(source: string, typeSql: string, extraDataSql?: 
   return `INSERT INTO task_events (task_id, user_id, type, data)
           SELECT ${source}.id, ${source}.user_id, ${typeSql}, ${data} FROM ${source}`;
 }
-
-export const notifyEventsSql = `pg_notify('${Channels.taskEvents}', '')`;
-export const notifyReadySql = (providerSql: string) => `pg_notify('${Channels.taskReady}', ${providerSql})`;
 
 export const sqlLiteral = (value: string): string => `'${value.replace(/'/g, "''")}'`;

@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
-import { insertEventsSql, notifyEventsSql, notifyReadySql, sqlLiteral } from './events.js';
+import type { Hints } from '../db/notifier.js';
+import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
 
 /**
@@ -25,9 +26,14 @@ WITH target AS (
   FROM target WHERE t.id = target.id
   RETURNING t.*
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
-SELECT t.*, ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT * FROM t`;
 
-export async function requeueTask(db: Queryable, userId: string, taskId: string): Promise<TaskRow | undefined> {
+export async function requeueTask(db: Queryable, hints: Hints, userId: string, taskId: string): Promise<TaskRow | undefined> {
   const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
-  return rows[0];
+  const task = rows[0];
+  if (task) {
+    hints.taskReady(task.provider);
+    hints.taskEvents();
+  }
+  return task;
 }

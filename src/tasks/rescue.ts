@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { TaskErrorCodes } from '../domain/errors.js';
-import { insertEventsSql, notifyEventsSql, notifyReadySql } from './events.js';
+import type { Hints } from '../db/notifier.js';
+import { insertEventsSql } from './events.js';
 
 /** A task rescued this many times fails instead of taking down one worker after another. */
 export const MAX_RESCUES = 3;
@@ -42,17 +43,20 @@ WITH lost AS (
 ), event AS (
   ${insertEventsSql('t', `CASE t.status WHEN 'queued' THEN 'task:retrying' ELSE 'task:' || t.status END`)}
 )
-SELECT t.id, t.status, ${notifyReadySql('t.provider')}, ${notifyEventsSql} FROM t`;
+SELECT t.id, t.status, t.provider FROM t`;
 
 export async function rescueLostTasks(
   db: Queryable,
+  hints: Hints,
   limits: { deadAfterMs: number; taskTimeoutMs: number },
-): Promise<Array<{ id: string; status: string }>> {
-  const { rows } = await db.query<{ id: string; status: string }>({
+): Promise<Array<{ id: string; status: string; provider: string }>> {
+  const { rows } = await db.query<{ id: string; status: string; provider: string }>({
     name: 'easel_rescue',
     text: RESCUE,
     values: [limits.deadAfterMs, limits.taskTimeoutMs, MAX_RESCUES],
   });
+  for (const row of rows) hints.taskReady(row.provider);
+  if (rows.length > 0) hints.taskEvents();
   return rows;
 }
 

@@ -51,4 +51,5 @@ export interface TaskImageRow {
 export interface Lease {
   taskId: string;
   token: string;
+  provider: string;
 }

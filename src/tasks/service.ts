@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { providerConcurrency, type Config } from '../config/config.js';
+import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
@@ -7,7 +8,8 @@ import type { EventHub } from '../events/hub.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
-import { estimateSeconds, medianRunSeconds, queuePosition } from './position.js';
+import { estimateSeconds, medianRunSeconds } from './position.js';
+import { QueuePositions } from './queue-positions.js';
 import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
 import { requeueTask } from './requeue.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
@@ -45,13 +47,17 @@ const STATS_TTL_MS = 5000;
 /** What the API and CLI do with tasks. Adapters are never called from here; workers do that. */
 export class TaskService {
   private readonly statsCache = new Map<string, { at: number; value: Promise<number | null> }>();
+  private readonly positions: QueuePositions;
 
   constructor(
     private readonly pool: Pool,
     private readonly registry: ProviderRegistry,
     private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker'>,
+    private readonly hints: Hints,
     private readonly hub?: EventHub,
-  ) {}
+  ) {
+    this.positions = new QueuePositions(pool);
+  }
 
   async submit(
     userId: string,
@@ -84,7 +90,7 @@ export class TaskService {
       throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
     }
     const kind = request.kind ?? 'txt2img';
-    const outcome = await submitTask(this.pool, {
+    const outcome = await submitTask(this.pool, this.hints, {
       userId,
       kind,
       provider: providerId,
@@ -123,7 +129,7 @@ export class TaskService {
   }
 
   async cancel(userId: string, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
-    const outcome = await cancelTask(this.pool, userId, taskId);
+    const outcome = await cancelTask(this.pool, this.hints, userId, taskId);
     if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
     const view = await this.get(userId, taskId);
     if (outcome === 'already_finished') {
@@ -133,7 +139,7 @@ export class TaskService {
   }
 
   async retry(userId: string, taskId: string): Promise<TaskView> {
-    const task = await requeueTask(this.pool, userId, taskId);
+    const task = await requeueTask(this.pool, this.hints, userId, taskId);
     if (task) return this.view(task);
     const current = await this.get(userId, taskId);
     throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, { task_status: current.task.status });
@@ -173,7 +179,7 @@ export class TaskService {
     }
     if (task.status !== 'queued') return { task, images: [], queuePosition: null, etaSeconds: null };
     const [ahead, median, slots] = await Promise.all([
-      queuePosition(this.pool, task),
+      this.positions.position(task),
       this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
       this.cached('slots', async () => (await liveWorkers(this.pool, this.config.worker.deadAfterMs)).slots),
     ]);

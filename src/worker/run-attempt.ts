@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { QueueConfig } from '../config/config.js';
+import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import { describeError, TaskErrorCodes } from '../domain/errors.js';
 import { decideRetry } from '../domain/retry-policy.js';
@@ -32,6 +33,7 @@ export class AttemptAborted extends Error {
 
 export interface AttemptDeps {
   pool: Pool;
+  hints: Hints;
   registry: ProviderRegistry;
   storage: Storage;
   queue: QueueConfig;
@@ -43,7 +45,7 @@ const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': '
 
 /** Run one claimed attempt to its end and record the outcome, fenced by the attempt's lease. */
 export async function runAttempt(deps: AttemptDeps, task: TaskRow, signal: AbortSignal): Promise<void> {
-  const lease: Lease = { taskId: task.id, token: task.lease_token! };
+  const lease: Lease = { taskId: task.id, token: task.lease_token!, provider: task.provider };
   const log = deps.log.child({ task: task.id, provider: task.provider, attempt: task.attempt });
   const startedAt = performance.now();
   const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
@@ -51,7 +53,7 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, signal: Abort
   try {
     const provider = deps.registry.get(task.provider);
     if (!provider) throw new UnknownProviderError(task.provider);
-    const progress = createProgressReporter((stage, pct) => reportProgress(deps.pool, lease, stage, pct), {
+    const progress = createProgressReporter((stage, pct) => reportProgress(deps.pool, deps.hints, lease, stage, pct), {
       minIntervalMs: deps.progressIntervalMs,
       onError: (error) => log.warn({ err: error }, 'progress write failed'),
     });
@@ -65,7 +67,7 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, signal: Abort
       fetch: globalThis.fetch,
     });
     const stored = await storeImages(deps.storage, task, lease, images);
-    const won = await succeedAttempt(deps.pool, lease, { predictTimeSeconds: elapsedSeconds(), images: stored });
+    const won = await succeedAttempt(deps.pool, deps.hints, lease, { predictTimeSeconds: elapsedSeconds(), images: stored });
     if (!won) log.warn('attempt finished after losing its lease; result discarded');
   } catch (error) {
     await recordFailure(deps, task, lease, error, signal, elapsedSeconds(), log);
@@ -83,12 +85,12 @@ async function recordFailure(
 ): Promise<void> {
   const why = signal.aborted && signal.reason instanceof AttemptAborted ? signal.reason.why : undefined;
   if (why === 'cancel') {
-    await cancelAttempt(deps.pool, lease, seconds);
+    await cancelAttempt(deps.pool, deps.hints, lease, seconds);
     log.info('attempt canceled');
     return;
   }
   if (why === 'shutdown') {
-    await releaseAttempt(deps.pool, lease);
+    await releaseAttempt(deps.pool, deps.hints, lease);
     log.info('attempt handed back to the queue for shutdown');
     return;
   }
@@ -101,10 +103,10 @@ async function recordFailure(
     policy: { baseMs: deps.queue.retryBaseMs, maxMs: deps.queue.retryMaxMs },
   });
   if (decision.action === 'retry') {
-    await retryAttemptLater(deps.pool, lease, failure.error, decision.delayMs, seconds);
+    await retryAttemptLater(deps.pool, deps.hints, lease, failure.error, decision.delayMs, seconds);
     log.info({ code: failure.error.code, delayMs: decision.delayMs }, 'attempt failed; will retry');
   } else {
-    await failAttempt(deps.pool, lease, failure.error, seconds);
+    await failAttempt(deps.pool, deps.hints, lease, failure.error, seconds);
     log.info({ code: failure.error.code }, 'task failed');
   }
   if (failure.unexpected) log.error({ err: error }, 'unexpected error in attempt');

@@ -2,6 +2,7 @@ import { uuidv7 } from 'uuidv7';
 import type { Logger } from 'pino';
 import { providerConcurrency, type QueueConfig, type WorkerConfig } from '../config/config.js';
 import { Channels, type Listener } from '../db/listener.js';
+import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
@@ -13,6 +14,7 @@ import { AttemptAborted, runAttempt } from './run-attempt.js';
 
 export interface WorkerDeps {
   pool: Pool;
+  hints: Hints;
   listener: Listener;
   registry: ProviderRegistry;
   storage: Storage;
@@ -132,7 +134,7 @@ export class Worker {
           const free = this.freeSlots();
           if (free <= 0) break;
           this.hinted.delete(provider);
-          const tasks = await claimTasks(this.deps.pool, {
+          const tasks = await claimTasks(this.deps.pool, this.deps.hints, {
             provider,
             workerId: this.id,
             want: free,
@@ -193,7 +195,7 @@ export class Worker {
 
   private async rescue(): Promise<void> {
     try {
-      const rescued = await rescueLostTasks(this.deps.pool, this.deps.config);
+      const rescued = await rescueLostTasks(this.deps.pool, this.deps.hints, this.deps.config);
       if (rescued.length > 0) this.log.warn({ tasks: rescued }, 'rescued tasks from lost attempts');
       await pruneDeadWorkers(this.deps.pool, this.deps.config.deadAfterMs);
     } catch (error) {

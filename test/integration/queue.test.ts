@@ -4,7 +4,10 @@ import { claimTasks } from '../../src/tasks/claim.js';
 import { succeedAttempt, failAttempt } from '../../src/tasks/attempt.js';
 import { rescueLostTasks } from '../../src/tasks/rescue.js';
 import { queuePosition } from '../../src/tasks/position.js';
+import { QueuePositions } from '../../src/tasks/queue-positions.js';
+import type { TaskRow } from '../../src/tasks/rows.js';
 import type { Pool } from '../../src/db/pool.js';
+import { NO_HINTS } from '../../src/db/notifier.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { createTestDatabase, createTestPool, createUser } from '../helpers/database.js';
 
@@ -141,7 +144,7 @@ describe('queue order and fencing', () => {
   });
 
   const enqueue = async (userId: string, prompt: string, priority = 5, provider = 'p1') => {
-    const outcome = await submitTask(pool, {
+    const outcome = await submitTask(pool, NO_HINTS, {
       userId,
       kind: 'txt2img',
       provider,
@@ -153,7 +156,7 @@ describe('queue order and fencing', () => {
     });
     return outcome.task;
   };
-  const claim = (provider: string, want = 1, providerLimit = 100) => claimTasks(pool, { provider, workerId, want, providerLimit });
+  const claim = (provider: string, want = 1, providerLimit = 100) => claimTasks(pool, NO_HINTS, { provider, workerId, want, providerLimit });
 
   it("does not let one user's burst of 200 delay another user's later task past the burst's next few", async () => {
     const alice = await createUser(pool, 'alice');
@@ -194,34 +197,48 @@ describe('queue order and fencing', () => {
     const [first] = await claim('fence');
     // The worker goes silent; the rescuer re-queues its task and another claim takes it.
     await pool.query(`UPDATE workers SET last_seen_at = now() - interval '1 hour' WHERE id = $1`, [workerId]);
-    const rescued = await rescueLostTasks(pool, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
+    const rescued = await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
     expect(rescued.map((row) => row.id)).toContain(task.id);
     await pool.query(`UPDATE workers SET last_seen_at = now() WHERE id = $1`, [workerId]);
     const [second] = await claim('fence');
     expect(second!.id).toBe(task.id);
     expect(second!.lease_token).not.toBe(first!.lease_token);
 
-    const stale = { taskId: task.id, token: first!.lease_token! };
+    const stale = { taskId: task.id, token: first!.lease_token!, provider: 'fence' };
     const image = { index: 0, storage_key: 'x', content_type: 'image/png', bytes: 1, width: 1, height: 1, seed: 1, sha256: 'x' };
-    expect(await succeedAttempt(pool, stale, { predictTimeSeconds: 1, images: [image] })).toBe(false);
-    expect(await failAttempt(pool, stale, { code: 'LATE', message: 'late' }, 1)).toBe(false);
+    expect(await succeedAttempt(pool, NO_HINTS, stale, { predictTimeSeconds: 1, images: [image] })).toBe(false);
+    expect(await failAttempt(pool, NO_HINTS, stale, { code: 'LATE', message: 'late' }, 1)).toBe(false);
     const { rows } = await pool.query('SELECT status, attempt FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toEqual({ status: 'running', attempt: 2 });
     expect((await pool.query('SELECT count(*)::int AS n FROM task_images WHERE task_id = $1', [task.id])).rows[0].n).toBe(0);
 
-    const fresh = { taskId: task.id, token: second!.lease_token! };
-    expect(await succeedAttempt(pool, fresh, { predictTimeSeconds: 1, images: [image] })).toBe(true);
-    expect(await succeedAttempt(pool, fresh, { predictTimeSeconds: 1, images: [image] })).toBe(false);
+    const fresh = { taskId: task.id, token: second!.lease_token!, provider: 'fence' };
+    expect(await succeedAttempt(pool, NO_HINTS, fresh, { predictTimeSeconds: 1, images: [image] })).toBe(true);
+    expect(await succeedAttempt(pool, NO_HINTS, fresh, { predictTimeSeconds: 1, images: [image] })).toBe(false);
   });
 
   it('counts queue position in run order', async () => {
     const user = await createUser(pool, 'pos');
-    const tasks = [];
+    const tasks: TaskRow[] = [];
     for (let i = 0; i < 5; i++) tasks.push(await enqueue(user, `pos ${i}`, 5, 'pos'));
     expect(await Promise.all(tasks.map((task) => queuePosition(pool, task)))).toEqual([0, 1, 2, 3, 4]);
     const urgent = await enqueue(user, 'urgent', 10, 'pos');
     expect(await queuePosition(pool, urgent)).toBe(0);
     expect(await queuePosition(pool, tasks[0]!)).toBe(1);
+  });
+
+  it('estimates deep queue positions from a snapshot: exact at the front, tracking claims behind it', async () => {
+    const user = await createUser(pool, 'deep');
+    const tasks: TaskRow[] = [];
+    for (let i = 0; i < 700; i++) tasks.push(await enqueue(user, `deep ${i}`, 5, 'deep'));
+    const positions = new QueuePositions(pool, { spacing: 64, minAgeMs: 60_000 });
+    const probes = [0, 1, 63, 64, 65, 300, 699];
+    expect(await Promise.all(probes.map((i) => positions.position(tasks[i]!)))).toEqual(probes);
+    // 100 claims later, with the snapshot not yet refreshed, every position moved up by 100.
+    for (let i = 0; i < 10; i++) await claim('deep', 10, 1000);
+    const after = [150, 300, 699];
+    expect(await Promise.all(after.map((i) => positions.position(tasks[i]!)))).toEqual(after.map((i) => i - 100));
+    expect(await Promise.all(after.map((i) => queuePosition(pool, tasks[i]!)))).toEqual(after.map((i) => i - 100));
   });
 
   it('fails a task whose last attempt was lost, with WORKER_LOST', async () => {
@@ -230,7 +247,7 @@ describe('queue order and fencing', () => {
     await pool.query('UPDATE tasks SET max_attempts = 1 WHERE id = $1', [task.id]);
     await claim('lost');
     await pool.query(`UPDATE workers SET last_seen_at = now() - interval '1 hour' WHERE id = $1`, [workerId]);
-    await rescueLostTasks(pool, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
+    await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
     await pool.query(`UPDATE workers SET last_seen_at = now() WHERE id = $1`, [workerId]);
     const { rows } = await pool.query('SELECT status, error FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toMatchObject({ status: 'failed', error: { code: 'WORKER_LOST' } });

@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Notifier } from '../../src/db/notifier.js';
 import type { Pool } from '../../src/db/pool.js';
+import { testLogger } from '../helpers/easel.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { succeedAttempt } from '../../src/tasks/attempt.js';
 import { submitTask } from '../../src/tasks/submit.js';
@@ -8,11 +10,13 @@ import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.
 
 let databaseUrl: string;
 let pool: Pool;
+let notifier: Notifier;
 const processes: EaselProcess[] = [];
 
 beforeAll(async () => {
   databaseUrl = await createTestDatabase();
   pool = await createTestPool(databaseUrl);
+  notifier = new Notifier(databaseUrl, testLogger());
 });
 afterEach(async () => {
   for (const p of processes.splice(0)) {
@@ -21,6 +25,7 @@ afterEach(async () => {
   }
 });
 afterAll(async () => {
+  await notifier?.close();
   await pool?.end();
 });
 
@@ -31,7 +36,7 @@ const startWorker = (env: Record<string, string> = {}) => {
 };
 
 const enqueue = (prompt: string, providerOptions: Record<string, unknown> = {}) =>
-  submitTask(pool, {
+  submitTask(pool, notifier, {
     userId: LOCAL_USER_ID,
     kind: 'txt2img',
     provider: 'sketch',
@@ -99,7 +104,7 @@ describe('worker processes', () => {
     );
     // The killed attempt wakes up late and tries to record a result: nothing changes.
     const image = { index: 0, storage_key: 'late', content_type: 'image/png', bytes: 1, width: 1, height: 1, seed: 1, sha256: 'late' };
-    expect(await succeedAttempt(pool, { taskId: task.id, token: running.lease_token }, { predictTimeSeconds: 9, images: [image] })).toBe(false);
+    expect(await succeedAttempt(pool, notifier, { taskId: task.id, token: running.lease_token, provider: 'sketch' }, { predictTimeSeconds: 9, images: [image] })).toBe(false);
 
     const { rows } = await pool.query('SELECT status, attempt, rescues FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toEqual({ status: 'succeeded', attempt: 2, rescues: 1 });

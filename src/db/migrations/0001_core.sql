@@ -52,10 +52,12 @@ CREATE INDEX tasks_by_user ON tasks (user_id, id);
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX tasks_recent_finished ON tasks (provider, finished_at) WHERE status = 'succeeded';
 
--- Per-provider virtual clock: the tag of the last task claimed.
+-- Per-provider virtual clock (the tag of the last task claimed) and a count of claims, which
+-- lets queue positions be estimated from a snapshot without recounting the whole queue.
 CREATE TABLE provider_clocks (
-  provider  text PRIMARY KEY,
-  vclock    bigint NOT NULL DEFAULT 0
+  provider       text PRIMARY KEY,
+  vclock         bigint NOT NULL DEFAULT 0,
+  claimed_total  bigint NOT NULL DEFAULT 0
 );
 
 -- Each user's last fair-queuing tag per provider.
