@@ -1,5 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CredentialError, PermanentError, RateLimitedError, RetryableError, type ProviderErrorClass } from '../errors.js';
+import {
+  CredentialError,
+  PermanentError,
+  RateLimitedError,
+  RetryableError,
+  type ProviderErrorClass,
+} from '../errors.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
 import { parseSketchOptions } from './options.js';
 import { renderSketch } from './render.js';
@@ -34,6 +40,22 @@ function throwIfAborted(signal: AbortSignal): void {
 }
 
 /**
+ * Sleep until `deadline` (a performance.now() time). Loops because a Node timer can fire a
+ * little early (it counts from the event loop's cached clock), and delay_ms is a promise of at
+ * least that long. On abort, rejects with the reason the worker gave rather than timers' own.
+ */
+async function sleepUntil(deadline: number, signal: AbortSignal): Promise<void> {
+  for (let ms = deadline - performance.now(); ms > 0; ms = deadline - performance.now()) {
+    try {
+      await sleep(ms, undefined, { signal });
+    } catch (error) {
+      throwIfAborted(signal);
+      throw error;
+    }
+  }
+}
+
+/**
  * The built-in offline provider. It walks through `steps` like a sampler would (reporting
  * progress, honouring the abort signal), optionally taking `delay_ms` and failing on demand,
  * then renders one PNG per image with seeds seed, seed+1, …
@@ -43,31 +65,41 @@ export function createSketchProvider(): Provider {
     id: 'sketch',
     models: () => MODELS,
     async run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]> {
+      // Aborted first: a task cancelled while queued should not fail for its options.
+      throwIfAborted(ctx.signal);
       const options = parseSketchOptions(input.options);
-      throwIfAborted(ctx.signal);
-      const perStepMs = options.delayMs / input.steps;
-      for (let step = 0; step < input.steps; step++) {
-        ctx.progress('generating', (step / input.steps) * 100);
-        if (perStepMs > 0) {
-          try {
-            await sleep(perStepMs, undefined, { signal: ctx.signal });
-          } catch {
-            throwIfAborted(ctx.signal);
-          }
-        }
+      const steps = Math.max(1, input.steps);
+      // Each step sleeps to a deadline on one clock rather than for delay/steps: timer overshoot
+      // would otherwise pile up over 150 steps, and the total stays delay_ms however many steps.
+      const started = performance.now();
+      ctx.progress('generating', 0);
+      for (let step = 1; step <= steps; step++) {
+        if (options.delayMs > 0) await sleepUntil(started + (options.delayMs * step) / steps, ctx.signal);
+        throwIfAborted(ctx.signal);
+        ctx.progress('generating', (step / steps) * 100);
       }
-      throwIfAborted(ctx.signal);
       if (options.fail && (options.failAttempts === undefined || input.attempt <= options.failAttempts)) {
         throw injectedFailure(options.fail, options.retryAfterMs);
       }
       ctx.progress('encoding', 100);
-      return Promise.all(
-        Array.from({ length: input.n }, async (_, index) => {
-          const seed = (input.seed + index) >>> 0;
-          const data = await renderSketch({ prompt: input.prompt, model: input.model, seed, width: input.width, height: input.height });
-          return { data, contentType: 'image/png', width: input.width, height: input.height, seed };
-        }),
-      );
+      // One image at a time: n 2048² rasters at once would hold n × 12 MB, and an abort can land
+      // between images. Many tasks in flight keep sharp's thread pool busy anyway.
+      const images: GeneratedImage[] = [];
+      for (let index = 0; index < input.n; index++) {
+        throwIfAborted(ctx.signal);
+        const seed = input.seed + index;
+        const spec = { prompt: input.prompt, model: input.model, seed, width: input.width, height: input.height };
+        images.push({
+          data: await renderSketch(spec),
+          contentType: 'image/png',
+          width: input.width,
+          height: input.height,
+          seed,
+        });
+      }
+      // sharp cannot be stopped mid-encode, so an abort during the last one is noticed here.
+      throwIfAborted(ctx.signal);
+      return images;
     },
   };
 }

@@ -27,17 +27,26 @@ function integer(options: Record<string, unknown>, key: string, min: number, max
 }
 
 export function parseSketchOptions(options: Record<string, unknown>): SketchOptions {
+  // The API already insists on an object, but the adapter is the last line of defence.
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw invalid('options must be an object');
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw invalid(`unknown option ${key}; known: ${[...KNOWN].join(', ')}`);
   }
   const fail = options.fail;
   if (fail !== undefined && !FAIL_CLASSES.includes(fail as ProviderErrorClass)) {
-    throw invalid(`fail must be one of ${FAIL_CLASSES.join(', ')}`);
+    throw invalid(`fail must be one of ${FAIL_CLASSES.join(', ')}, not ${JSON.stringify(fail)}`);
   }
-  return {
+  const parsed: SketchOptions = {
     delayMs: integer(options, 'delay_ms', 0, 600_000) ?? 0,
     fail: fail as ProviderErrorClass | undefined,
     failAttempts: integer(options, 'fail_attempts', 1, 100),
     retryAfterMs: integer(options, 'retry_after_ms', 0, 3_600_000),
   };
+  // An option that would silently do nothing is more likely a typo'd test than a wish.
+  if (parsed.failAttempts !== undefined && parsed.fail === undefined) throw invalid('fail_attempts needs fail');
+  if (parsed.retryAfterMs !== undefined && parsed.fail !== 'rate_limited') {
+    throw invalid('retry_after_ms needs fail: rate_limited');
+  }
+  return parsed;
 }
