@@ -1,31 +1,25 @@
+import { Worker } from 'node:worker_threads';
 import type { Pool } from '../src/db/pool.js';
 import { LOCAL_USER_ID } from '../src/domain/task.js';
 import { ms } from './support.js';
 
 /**
- * (b) End to end: `tasks` HTTP submits with 64 in flight, each a 64×64 sketch at zero latency,
+ * (b) End to end: `tasks` HTTP submits with 64 in flight from a client thread, each a 64×64 sketch at zero latency,
  * timed from the first submit until every task has succeeded. Baseline: durable single-row
  * commits per second on the same pool and concurrency, the floor any submit pays.
  */
 export async function measureThroughput(baseUrl: string, pool: Pool, tasks: number): Promise<string> {
   const inFlight = 64;
-  let next = 0;
-  const body = (i: number) =>
-    JSON.stringify({ prompt: `throughput ${i}`, width: 64, height: 64, steps: 1, seed: i });
   const started = performance.now();
-  const clients = Array.from({ length: inFlight }, async () => {
-    while (next < tasks) {
-      const i = next++;
-      const response = await fetch(`${baseUrl}/v1/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: body(i),
-      });
-      if (response.status !== 202) throw new Error(`submit ${i} answered ${response.status}: ${await response.text()}`);
-      await response.arrayBuffer();
-    }
+  // Submits come from a worker thread (see http-load.mjs), like a separate client would.
+  const load = new Worker(new URL('./http-load.mjs', import.meta.url), {
+    workerData: { baseUrl, from: 0, to: tasks, inFlight },
   });
-  await Promise.all(clients);
+  await new Promise((resolve, reject) => {
+    load.once('message', resolve);
+    load.once('error', reject);
+  });
+  await load.terminate();
   const submittedAt = performance.now();
   for (;;) {
     const { rows } = await pool.query<{ done: number; failed: number }>(

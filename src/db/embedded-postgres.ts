@@ -57,7 +57,8 @@ export async function startEmbeddedPostgres(options: {
         '-D', dataDir,
         '-p', String(port),
         '-c', 'listen_addresses=127.0.0.1',
-        '-c', 'unix_socket_directories=', // TCP only: no socket files to collide in /tmp
+        // The socket lives in the data dir (no collisions in /tmp); it is cheaper than loopback TCP.
+        '-c', `unix_socket_directories=${socketDirectory(dataDir) ?? ''}`,
         '-c', 'max_connections=300', // many test databases and worker processes share one server
         '-c', 'shared_buffers=128MB',
         '-c', 'dynamic_shared_memory_type=mmap', // containers often have a tiny /dev/shm
@@ -73,20 +74,28 @@ export async function startEmbeddedPostgres(options: {
       if (busy && options.port === undefined && tries < 3) continue;
       throw error;
     }
-    return ownedServer(server, port, password, log);
+    return ownedServer(server, connectionString(dataDir, port, password), port, log);
   }
 }
 
-function connectionString(port: number, password: string): string {
-  return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+/** Unix sockets have a ~107-byte path limit; a deep data dir falls back to TCP alone. */
+function socketDirectory(dataDir: string): string | undefined {
+  return `${dataDir}/.s.PGSQL.65535`.length < 100 ? dataDir : undefined;
 }
 
-function ownedServer(server: GuardedPostgres, port: number, password: string, log: Logger): EmbeddedPostgres {
+/** Through the data dir's Unix socket when there is one, else loopback TCP (always on too). */
+function connectionString(dataDir: string, port: number, password: string): string {
+  const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const socket = socketDirectory(dataDir);
+  return socket ? `${url}?host=${encodeURIComponent(socket)}` : url;
+}
+
+function ownedServer(server: GuardedPostgres, url: string, port: number, log: Logger): EmbeddedPostgres {
   const killNow = () => server.process.kill('SIGINT');
   process.once('exit', killNow);
   let stopping: Promise<void> | undefined;
   return {
-    connectionString: connectionString(port, password),
+    connectionString: url,
     port,
     owned: true,
     stop() {
@@ -140,7 +149,8 @@ async function adoptRunningServer(dataDir: string, passwordFile: string, log: Lo
   const pidFile = await readPidFile(dataDir);
   if (!pidFile || !isPostgresProcess(pidFile.pid)) return undefined;
   const password = (await readFile(passwordFile, 'utf8')).trim();
-  const client = new pg.Client({ connectionString: connectionString(pidFile.port, password) });
+  const url = connectionString(dataDir, pidFile.port, password);
+  const client = new pg.Client({ connectionString: url });
   try {
     await client.connect();
     const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory');
@@ -151,7 +161,7 @@ async function adoptRunningServer(dataDir: string, passwordFile: string, log: Lo
     await client.end().catch(() => undefined);
   }
   log.info({ pid: pidFile.pid, port: pidFile.port }, 'using the embedded PostgreSQL another Easel process runs');
-  return { connectionString: connectionString(pidFile.port, password), port: pidFile.port, owned: false, stop: async () => {} };
+  return { connectionString: url, port: pidFile.port, owned: false, stop: async () => {} };
 }
 
 async function removeStalePidFile(dataDir: string, log: Logger): Promise<void> {

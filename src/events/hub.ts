@@ -22,6 +22,9 @@ export class EventHub {
   private readAgain = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** With no one subscribed the hub stops reading; the cursor then lags and must skip ahead. */
+  private cursorStale = true;
+  private skipping: Promise<void> | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -30,8 +33,7 @@ export class EventHub {
     private readonly pollIntervalMs = 500,
   ) {}
 
-  async start(): Promise<void> {
-    this.cursor = await latestCursor(this.pool);
+  start(): void {
     this.listener.on('notification', this.onNotification);
     this.listener.on('reconnected', this.catchUp);
     this.schedulePoll();
@@ -50,9 +52,26 @@ export class EventHub {
    * will be delivered, every event up to it already has been, so a replay up to this position
    * followed by live delivery has no gap and no repeat.
    */
-  subscribe(subscriber: Subscriber): { joinedAt: EventCursor; unsubscribe: () => void } {
+  async subscribe(subscriber: Subscriber): Promise<{ joinedAt: EventCursor; unsubscribe: () => void }> {
+    while (this.cursorStale && this.subscribers.size === 0) {
+      this.skipping ??= this.skipToLatest().finally(() => (this.skipping = undefined));
+      await this.skipping;
+    }
     this.subscribers.add(subscriber);
-    return { joinedAt: this.cursor, unsubscribe: () => this.subscribers.delete(subscriber) };
+    return {
+      joinedAt: this.cursor,
+      unsubscribe: () => {
+        this.subscribers.delete(subscriber);
+        if (this.subscribers.size === 0) this.cursorStale = true;
+      },
+    };
+  }
+
+  /** Nobody needed the events read while no one listened: jump to the newest settled one. */
+  private async skipToLatest(): Promise<void> {
+    while (this.reading) await new Promise((resolve) => setTimeout(resolve, 1));
+    this.cursor = await latestCursor(this.pool);
+    this.cursorStale = false;
   }
 
   get subscriberCount(): number {
@@ -60,7 +79,7 @@ export class EventHub {
   }
 
   private readonly onNotification = (channel: string): void => {
-    if (channel === Channels.taskEvents) this.catchUp();
+    if (channel === Channels.taskEvents && this.subscribers.size > 0) this.catchUp();
   };
 
   private schedulePoll(): void {
@@ -74,6 +93,7 @@ export class EventHub {
 
   /** Read everything settled since the cursor; concurrent calls fold into one more pass. */
   readonly catchUp = (): void => {
+    if (this.cursorStale) return;
     if (this.reading) {
       this.readAgain = true;
       return;

@@ -68,7 +68,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     }
     if (options.roles.api) {
       const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
-      await hub.start();
+      hub.start();
       cleanups.push(async () => hub.close());
       const tasks = new TaskService(db.pool, registry, config, notifier, hub);
       const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });

@@ -50,10 +50,9 @@ export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest
   if (request.want <= 0) return [];
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
     // Losing a claim in a crash is harmless (the task is simply queued again), so this
-    // commit need not wait for the disk.
-    await client.query('SET LOCAL synchronous_commit = off');
+    // commit need not wait for the disk. One round trip for both statements.
+    await client.query('BEGIN; SET LOCAL synchronous_commit = off');
     await client.query({ name: 'easel_claim_lock', text: LOCK_PROVIDER, values: [request.provider] });
     const { rows } = await client.query<TaskRow>({
       name: 'easel_claim_tasks',

@@ -153,7 +153,7 @@ export class TaskService {
     if (!this.hub || timeoutMs <= 0) return this.get(userId, taskId);
     let wake!: () => void;
     const finished = new Promise<void>((resolve) => (wake = resolve));
-    const { unsubscribe } = this.hub.subscribe({
+    const { unsubscribe } = await this.hub.subscribe({
       taskId,
       userId,
       deliver: (event) => {

@@ -74,7 +74,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
 
       // Join live delivery first, buffering, then replay up to the join point: no gap, no repeat.
       let buffered: TaskEvent[] | undefined = [];
-      const subscription = hub.subscribe({
+      const subscription = await hub.subscribe({
         userId,
         taskId,
         deliver: (event) => (buffered ? buffered.push(event) : send(event)),
