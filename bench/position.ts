@@ -13,7 +13,9 @@ import { medianOf, ms, percentile } from './support.js';
 export async function measurePosition(databaseUrl: string, queued: number): Promise<string> {
   const pool = createPool(databaseUrl, { max: 2 });
   try {
-    await pool.query(`INSERT INTO users (id, name) SELECT gen_random_uuid(), 'bench ' || g FROM generate_series(1, 50) g`);
+    await pool.query(
+      `INSERT INTO users (id, name) SELECT gen_random_uuid(), 'bench ' || g FROM generate_series(1, 50) g`,
+    );
     await pool.query(
       `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, max_attempts)
        SELECT gen_random_uuid(), users.ids[1 + g % 50], 'txt2img', 'sketch', 'sketch-v1', '{"prompt":"p"}', (g % 3) * 4, g / 50, 4

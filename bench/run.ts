@@ -42,7 +42,11 @@ function instrumentedSketch(onStart: (taskId: string) => void): ProviderRegistry
   return new ProviderRegistry([provider]);
 }
 
-async function startBenchEasel(name: string, env: Record<string, string>, onStart: (taskId: string) => void = () => {}) {
+async function startBenchEasel(
+  name: string,
+  env: Record<string, string>,
+  onStart: (taskId: string) => void = () => {},
+) {
   const databaseUrl = await createDatabase(server.connectionString, name);
   const config = loadConfig({
     DATABASE_URL: databaseUrl,
@@ -64,11 +68,21 @@ try {
   print(`Easel core benchmark · node ${process.version} · ${os.cpus().length} cores · embedded PostgreSQL`);
 
   const starts = new Map<string, number>();
-  const dispatchEasel = await startBenchEasel('dispatch', { EASEL_WORKER_CONCURRENCY: '4' }, (id) => starts.set(id, performance.now()));
+  const dispatchEasel = await startBenchEasel('dispatch', { EASEL_WORKER_CONCURRENCY: '4' }, (id) =>
+    starts.set(id, performance.now()),
+  );
   try {
     const hints = new Notifier(dispatchEasel.db.connectionString, log);
     const samples = Number(process.env.BENCH_DISPATCH_SAMPLES ?? 1000);
-    print(await measureDispatch(dispatchEasel.db.pool, hints, starts, () => dispatchEasel.worker!.activeTasks === 0, samples));
+    print(
+      await measureDispatch(
+        dispatchEasel.db.pool,
+        hints,
+        starts,
+        () => dispatchEasel.worker!.activeTasks === 0,
+        samples,
+      ),
+    );
     await hints.close();
   } finally {
     await dispatchEasel.stop();
@@ -76,12 +90,19 @@ try {
 
   const throughputEasel = await startBenchEasel('throughput', { EASEL_WORKER_CONCURRENCY: '64' });
   try {
-    print(await measureThroughput(throughputEasel.url!, throughputEasel.db.pool, Number(process.env.BENCH_TASKS ?? 10_000)));
+    print(
+      await measureThroughput(throughputEasel.url!, throughputEasel.db.pool, Number(process.env.BENCH_TASKS ?? 10_000)),
+    );
   } finally {
     await throughputEasel.stop();
   }
 
-  print(await measurePosition(await createDatabase(server.connectionString, 'position'), Number(process.env.BENCH_QUEUED ?? 100_000)));
+  print(
+    await measurePosition(
+      await createDatabase(server.connectionString, 'position'),
+      Number(process.env.BENCH_QUEUED ?? 100_000),
+    ),
+  );
 } finally {
   await server.stop();
   await rm(root, { recursive: true, force: true });

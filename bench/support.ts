@@ -31,5 +31,8 @@ export async function medianOf(runs: number, fn: () => Promise<unknown>): Promis
     await fn();
     times.push(performance.now() - start);
   }
-  return percentile(times.sort((a, b) => a - b), 50);
+  return percentile(
+    times.sort((a, b) => a - b),
+    50,
+  );
 }

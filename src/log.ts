@@ -10,7 +10,12 @@ export function createLogger(options: { level: string; format: LogFormat; name?:
     level: options.level,
     name: options.name,
     // Provider tokens and API keys must never reach a log line, whoever logs the object.
-    redact: { paths: ['*.authorization', '*.secret', '*.token', 'headers.authorization', 'req.headers.authorization'], censor: '[redacted]' },
-    transport: pretty ? { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } : undefined,
+    redact: {
+      paths: ['*.authorization', '*.secret', '*.token', 'headers.authorization', 'req.headers.authorization'],
+      censor: '[redacted]',
+    },
+    transport: pretty
+      ? { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } }
+      : undefined,
   });
 }

@@ -34,12 +34,24 @@ interface AjvIssue {
   params: Record<string, unknown>;
 }
 
-export function sendProblem(reply: FastifyReply, code: ErrorCode, detail?: string, extra: Record<string, unknown> = {}) {
+export function sendProblem(
+  reply: FastifyReply,
+  code: ErrorCode,
+  detail?: string,
+  extra: Record<string, unknown> = {},
+) {
   const { status, title } = ErrorCodes[code];
   return reply
     .code(status)
     .type('application/problem+json')
-    .send({ ...extra, type: `https://easel.dev/problems/${code.toLowerCase()}`, title, status, code, detail: detail ?? title });
+    .send({
+      ...extra,
+      type: `https://easel.dev/problems/${code.toLowerCase()}`,
+      title,
+      status,
+      code,
+      detail: detail ?? title,
+    });
 }
 
 function describeIssues(issues: AjvIssue[], context: string) {
@@ -51,7 +63,9 @@ function describeIssues(issues: AjvIssue[], context: string) {
     const field = name || context;
     const code = RULE_CODES[issue.keyword] ?? 'INVALID';
     const message =
-      issue.keyword === 'additionalProperties' ? `${field} is not a known field` : `${field} ${issue.message ?? 'is invalid'}`;
+      issue.keyword === 'additionalProperties'
+        ? `${field} is not a known field`
+        : `${field} ${issue.message ?? 'is invalid'}`;
     return { field, code, message };
   });
 }

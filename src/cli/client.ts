@@ -13,7 +13,9 @@ export class EaselClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
-      throw new CliError(`cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`);
+      throw new CliError(
+        `cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`,
+      );
     }
     const text = await response.text();
     const data = text ? (JSON.parse(text) as T) : (undefined as T);

@@ -30,9 +30,18 @@ const collectOption = (pair: string, all: Record<string, unknown> = {}): Record<
 
 const program = new Command('easel').description('Self-hosted image-generation gateway').showHelpAfterError();
 
-program.command('start').description('run the API, workers and (without DATABASE_URL) embedded PostgreSQL').action(() => serve({ api: true, worker: true }));
-program.command('api').description('run only the HTTP API').action(() => serve({ api: true, worker: false }));
-program.command('worker').description('run only a worker').action(() => serve({ api: false, worker: true }));
+program
+  .command('start')
+  .description('run the API, workers and (without DATABASE_URL) embedded PostgreSQL')
+  .action(() => serve({ api: true, worker: true }));
+program
+  .command('api')
+  .description('run only the HTTP API')
+  .action(() => serve({ api: true, worker: false }));
+program
+  .command('worker')
+  .description('run only a worker')
+  .action(() => serve({ api: false, worker: true }));
 program.command('migrate').description('apply database migrations').action(runMigrations);
 
 program
@@ -61,11 +70,24 @@ tasks
   .option('--provider <id>')
   .option('--limit <n>', 'how many', integer)
   .action((options) => listTasks(clientFromEnv(), options));
-tasks.command('show').argument('<id>').action((id: string) => showTask(clientFromEnv(), id));
-tasks.command('cancel').argument('<id>').action((id: string) => cancelTask(clientFromEnv(), id));
-tasks.command('retry').argument('<id>').action((id: string) => retryTask(clientFromEnv(), id));
+tasks
+  .command('show')
+  .argument('<id>')
+  .action((id: string) => showTask(clientFromEnv(), id));
+tasks
+  .command('cancel')
+  .argument('<id>')
+  .action((id: string) => cancelTask(clientFromEnv(), id));
+tasks
+  .command('retry')
+  .argument('<id>')
+  .action((id: string) => retryTask(clientFromEnv(), id));
 
-program.command('queue').description('queue overview').command('status').action(() => queueStatus(clientFromEnv()));
+program
+  .command('queue')
+  .description('queue overview')
+  .command('status')
+  .action(() => queueStatus(clientFromEnv()));
 
 program.parseAsync().catch((error: unknown) => {
   if (error instanceof CliError || error instanceof ConfigError) {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readChoice, readInt, readLimits, readOptionalString, readString, readUrl, type Env } from './env.js';
+import { readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 

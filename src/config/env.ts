@@ -18,16 +18,7 @@ export function readString(env: Env, name: string, fallback: string): string {
   return raw(env, name) ?? fallback;
 }
 
-export function readOptionalString(env: Env, name: string): string | undefined {
-  return raw(env, name);
-}
-
-export function readInt(
-  env: Env,
-  name: string,
-  fallback: number,
-  range: { min: number; max: number },
-): number {
+export function readInt(env: Env, name: string, fallback: number, range: { min: number; max: number }): number {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   const parsed = Number(value);
@@ -39,12 +30,7 @@ export function readInt(
   return parsed;
 }
 
-export function readChoice<const T extends string>(
-  env: Env,
-  name: string,
-  fallback: T,
-  choices: readonly T[],
-): T {
+export function readChoice<const T extends string>(env: Env, name: string, fallback: T, choices: readonly T[]): T {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {

@@ -54,14 +54,21 @@ export async function startEmbeddedPostgres(options: {
     const server = spawnGuardedPostgres({
       postgresBinary: binaries.postgres,
       args: [
-        '-D', dataDir,
-        '-p', String(port),
-        '-c', 'listen_addresses=127.0.0.1',
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
         // The socket lives in the data dir (no collisions in /tmp); it is cheaper than loopback TCP.
-        '-c', `unix_socket_directories=${socketDirectory(dataDir) ?? ''}`,
-        '-c', 'max_connections=300', // many test databases and worker processes share one server
-        '-c', 'shared_buffers=128MB',
-        '-c', 'dynamic_shared_memory_type=mmap', // containers often have a tiny /dev/shm
+        '-c',
+        `unix_socket_directories=${socketDirectory(dataDir) ?? ''}`,
+        '-c',
+        'max_connections=300', // many test databases and worker processes share one server
+        '-c',
+        'shared_buffers=128MB',
+        '-c',
+        'dynamic_shared_memory_type=mmap', // containers often have a tiny /dev/shm
       ],
       uid: runAs?.uid,
       gid: runAs?.gid,
@@ -145,7 +152,11 @@ function isPostgresProcess(pid: number): boolean {
   }
 }
 
-async function adoptRunningServer(dataDir: string, passwordFile: string, log: Logger): Promise<EmbeddedPostgres | undefined> {
+async function adoptRunningServer(
+  dataDir: string,
+  passwordFile: string,
+  log: Logger,
+): Promise<EmbeddedPostgres | undefined> {
   const pidFile = await readPidFile(dataDir);
   if (!pidFile || !isPostgresProcess(pidFile.pid)) return undefined;
   const password = (await readFile(passwordFile, 'utf8')).trim();
@@ -156,7 +167,9 @@ async function adoptRunningServer(dataDir: string, passwordFile: string, log: Lo
     const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory');
     if (path.resolve(rows[0]!.data_directory) !== dataDir) return undefined;
   } catch (error) {
-    throw new Error(`a postgres process (pid ${pidFile.pid}) holds ${dataDir} but cannot be used: ${(error as Error).message}`);
+    throw new Error(
+      `a postgres process (pid ${pidFile.pid}) holds ${dataDir} but cannot be used: ${(error as Error).message}`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -232,11 +245,21 @@ async function initialiseCluster(
   try {
     execFileSync(
       initdb,
-      [`--pgdata=${dataDir}`, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-sync'],
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=scram-sha-256',
+        `--username=${USER}`,
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
       { uid: runAs?.uid, gid: runAs?.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
   } catch (error) {
-    throw new Error(`initdb failed: ${(error as { stderr?: Buffer }).stderr?.toString().trim() ?? (error as Error).message}`);
+    throw new Error(
+      `initdb failed: ${(error as { stderr?: Buffer }).stderr?.toString().trim() ?? (error as Error).message}`,
+    );
   } finally {
     await rm(pwfile, { force: true });
   }

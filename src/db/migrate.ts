@@ -52,9 +52,11 @@ export async function migrate(pool: Pool, log?: Logger): Promise<string[]> {
 /** Versions the code knows but the database has not applied; empty when up to date. */
 export async function pendingMigrations(pool: Pool): Promise<string[]> {
   const known = (await listMigrations()).map((file) => file.replace(/\.sql$/, ''));
-  const { rows } = await pool.query<{ version: string }>(
-    `SELECT version FROM schema_migrations WHERE to_regclass('schema_migrations') IS NOT NULL`,
-  ).catch(() => ({ rows: [] as { version: string }[] }));
+  const { rows } = await pool
+    .query<{ version: string }>(
+      `SELECT version FROM schema_migrations WHERE to_regclass('schema_migrations') IS NOT NULL`,
+    )
+    .catch(() => ({ rows: [] as { version: string }[] }));
   const applied = new Set(rows.map((row) => row.version));
   return known.filter((version) => !applied.has(version));
 }

@@ -72,7 +72,10 @@ export class Notifier implements Hints {
     const calls = batch.map((_, i) => `pg_notify($${2 * i + 1}, $${2 * i + 2})`).join(', ');
     try {
       const client = await this.connect();
-      await client.query(`SELECT ${calls}`, batch.flatMap((hint) => [hint.channel, hint.payload]));
+      await client.query(
+        `SELECT ${calls}`,
+        batch.flatMap((hint) => [hint.channel, hint.payload]),
+      );
     } catch (error) {
       this.log.debug({ err: error }, 'could not send NOTIFY hints; pollers will catch up');
       this.client?.end().catch(() => undefined);

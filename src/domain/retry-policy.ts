@@ -1,9 +1,7 @@
 import type { ProviderErrorClass } from '../providers/errors.js';
 
 /** What the worker does after an attempt fails. */
-export type RetryDecision =
-  | { action: 'retry'; delayMs: number }
-  | { action: 'fail' };
+export type RetryDecision = { action: 'retry'; delayMs: number } | { action: 'fail' };
 
 export interface RetryPolicy {
   baseMs: number;

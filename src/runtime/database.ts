@@ -38,7 +38,10 @@ export async function openDatabase(
       await server.stop();
       throw error;
     }
-    log.info({ dataDir, port: server.port, owned: server.owned }, 'using embedded PostgreSQL because DATABASE_URL is not set');
+    log.info(
+      { dataDir, port: server.port, owned: server.owned },
+      'using embedded PostgreSQL because DATABASE_URL is not set',
+    );
   }
   const pool = createPool(connectionString, { max: options.poolSize });
   return {

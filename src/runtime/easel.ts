@@ -44,7 +44,8 @@ export interface StartOptions {
 export async function startEasel(config: Readonly<Config>, log: Logger, options: StartOptions): Promise<RunningEasel> {
   const cleanups: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => log.warn({ err: error }, 'shutdown step failed'));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((error: unknown) => log.warn({ err: error }, 'shutdown step failed'));
   };
   try {
     const db = await openDatabase(config, log, { poolSize: options.roles.worker ? 20 : 10 });
@@ -61,7 +62,16 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
 
     const running: RunningEasel = { db, stop: stopAll };
     if (options.roles.worker) {
-      const worker = new Worker({ pool: db.pool, hints: notifier, listener, registry, storage, config: config.worker, queue: config.queue, log });
+      const worker = new Worker({
+        pool: db.pool,
+        hints: notifier,
+        listener,
+        registry,
+        storage,
+        config: config.worker,
+        queue: config.queue,
+        log,
+      });
       await worker.start();
       cleanups.push(() => worker.stop());
       running.worker = worker;

@@ -37,7 +37,13 @@ WITH t AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress))})
 SELECT 1 FROM t`;
 
-export function reportProgress(db: Queryable, hints: Hints, lease: Lease, stage: string, progress: number): Promise<boolean> {
+export function reportProgress(
+  db: Queryable,
+  hints: Hints,
+  lease: Lease,
+  stage: string,
+  progress: number,
+): Promise<boolean> {
   return fencedWrite(db, hints, lease, {
     name: 'easel_progress',
     text: REPORT_PROGRESS,

@@ -32,7 +32,11 @@ SELECT 'cancel_requested' FROM running`;
 export type CancelOutcome = 'canceled' | 'cancel_requested' | 'already_finished' | 'not_found';
 
 export async function cancelTask(db: Queryable, hints: Hints, userId: string, taskId: string): Promise<CancelOutcome> {
-  const { rows } = await db.query<{ outcome: CancelOutcome }>({ name: 'easel_cancel', text: CANCEL, values: [taskId, userId] });
+  const { rows } = await db.query<{ outcome: CancelOutcome }>({
+    name: 'easel_cancel',
+    text: CANCEL,
+    values: [taskId, userId],
+  });
   const outcome = rows[0]?.outcome;
   if (outcome) {
     hints.taskEvents();

@@ -5,7 +5,10 @@ import type { TaskRow } from './rows.js';
  * How many queued tasks of the same provider run before this one: the rows before it in the
  * queue's own order (rank, vtime, id), counted from the partial index `tasks_queued` alone.
  */
-export async function queuePosition(db: Queryable, task: Pick<TaskRow, 'provider' | 'rank' | 'vtime' | 'id'>): Promise<number> {
+export async function queuePosition(
+  db: Queryable,
+  task: Pick<TaskRow, 'provider' | 'rank' | 'vtime' | 'id'>,
+): Promise<number> {
   const { rows } = await db.query<{ ahead: number }>({
     name: 'easel_queue_position',
     text: `SELECT count(*)::int AS ahead FROM tasks
@@ -63,7 +66,11 @@ export async function medianRunSeconds(db: Queryable, provider: string): Promise
  * its own run, each taking the recent median. An estimate: later high-priority arrivals and
  * fair queuing can still move the task.
  */
-export function estimateSeconds(input: { ahead: number; capacity: number; medianRunSeconds: number | null }): number | null {
+export function estimateSeconds(input: {
+  ahead: number;
+  capacity: number;
+  medianRunSeconds: number | null;
+}): number | null {
   if (input.medianRunSeconds === null || input.capacity <= 0) return null;
   const rounds = Math.floor(input.ahead / input.capacity) + 1;
   return Math.max(0, Math.round(rounds * input.medianRunSeconds * 10) / 10);

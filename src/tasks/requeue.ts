@@ -28,7 +28,12 @@ WITH target AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
 SELECT * FROM t`;
 
-export async function requeueTask(db: Queryable, hints: Hints, userId: string, taskId: string): Promise<TaskRow | undefined> {
+export async function requeueTask(
+  db: Queryable,
+  hints: Hints,
+  userId: string,
+  taskId: string,
+): Promise<TaskRow | undefined> {
   const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
   const task = rows[0];
   if (task) {

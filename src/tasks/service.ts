@@ -66,11 +66,15 @@ export class TaskService {
   ): Promise<{ view: TaskView; replayed: boolean }> {
     const providerId = request.provider ?? this.config.defaultProvider;
     if (!this.registry.get(providerId)) {
-      throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, { provider: providerId });
+      throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, {
+        provider: providerId,
+      });
     }
     const model = this.registry.model(providerId, request.model);
     if (!model) {
-      throw new ApiError('UNKNOWN_MODEL', `provider ${providerId} has no model ${request.model}`, { model: request.model });
+      throw new ApiError('UNKNOWN_MODEL', `provider ${providerId} has no model ${request.model}`, {
+        model: request.model,
+      });
     }
     const params: TaskParams = {
       prompt: request.prompt,
@@ -133,7 +137,9 @@ export class TaskService {
     if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
     const view = await this.get(userId, taskId);
     if (outcome === 'already_finished') {
-      throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, { task_status: view.task.status });
+      throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, {
+        task_status: view.task.status,
+      });
     }
     return { outcome, view };
   }
@@ -142,7 +148,9 @@ export class TaskService {
     const task = await requeueTask(this.pool, this.hints, userId, taskId);
     if (task) return this.view(task);
     const current = await this.get(userId, taskId);
-    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, { task_status: current.task.status });
+    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
+      task_status: current.task.status,
+    });
   }
 
   /**
@@ -184,7 +192,12 @@ export class TaskService {
       this.cached('slots', async () => (await liveWorkers(this.pool, this.config.worker.deadAfterMs)).slots),
     ]);
     const capacity = Math.min(slots ?? 0, providerConcurrency(this.config.queue, task.provider));
-    return { task, images: [], queuePosition: ahead, etaSeconds: estimateSeconds({ ahead, capacity, medianRunSeconds: median }) };
+    return {
+      task,
+      images: [],
+      queuePosition: ahead,
+      etaSeconds: estimateSeconds({ ahead, capacity, medianRunSeconds: median }),
+    };
   }
 
   private cached(key: string, load: () => Promise<number | null>): Promise<number | null> {
@@ -207,5 +220,7 @@ function fingerprint(request: SubmitRequest): string {
             .map(([key, inner]) => [key, canonical(inner)]),
         )
       : value;
-  return createHash('sha256').update(JSON.stringify(canonical(request))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(request)))
+    .digest('hex');
 }

@@ -54,9 +54,7 @@ SELECT * FROM task`;
 const FIND_BY_KEY = `SELECT * FROM tasks WHERE user_id = $1 AND idempotency_key = $2`;
 
 export type SubmitOutcome =
-  | { kind: 'created'; task: TaskRow }
-  | { kind: 'replayed'; task: TaskRow }
-  | { kind: 'key_conflict'; task: TaskRow };
+  { kind: 'created'; task: TaskRow } | { kind: 'replayed'; task: TaskRow } | { kind: 'key_conflict'; task: TaskRow };
 
 export async function submitTask(db: Queryable, hints: Hints, input: NewTask): Promise<SubmitOutcome> {
   if (input.idempotencyKey !== undefined) {
@@ -102,5 +100,7 @@ async function findByKey(db: Queryable, input: NewTask): Promise<SubmitOutcome |
   const { rows } = await db.query<TaskRow>(FIND_BY_KEY, [input.userId, input.idempotencyKey]);
   const task = rows[0];
   if (!task) return undefined;
-  return task.request_hash === (input.requestHash ?? null) ? { kind: 'replayed', task } : { kind: 'key_conflict', task };
+  return task.request_hash === (input.requestHash ?? null)
+    ? { kind: 'replayed', task }
+    : { kind: 'key_conflict', task };
 }

@@ -67,7 +67,10 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, signal: Abort
       fetch: globalThis.fetch,
     });
     const stored = await storeImages(deps.storage, task, lease, images);
-    const won = await succeedAttempt(deps.pool, deps.hints, lease, { predictTimeSeconds: elapsedSeconds(), images: stored });
+    const won = await succeedAttempt(deps.pool, deps.hints, lease, {
+      predictTimeSeconds: elapsedSeconds(),
+      images: stored,
+    });
     if (!won) log.warn('attempt finished after losing its lease; result discarded');
   } catch (error) {
     await recordFailure(deps, task, lease, error, signal, elapsedSeconds(), log);
@@ -175,7 +178,12 @@ function toTaskInput(task: TaskRow): TaskInput {
  * Keys carry the lease token, so bytes from a superseded attempt can never overwrite the
  * images of the attempt that won; only the winner's keys get recorded.
  */
-async function storeImages(storage: Storage, task: TaskRow, lease: Lease, images: GeneratedImage[]): Promise<StoredImage[]> {
+async function storeImages(
+  storage: Storage,
+  task: TaskRow,
+  lease: Lease,
+  images: GeneratedImage[],
+): Promise<StoredImage[]> {
   return Promise.all(
     images.map(async (image, index) => {
       const extension = EXTENSIONS[image.contentType] ?? 'bin';

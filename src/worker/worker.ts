@@ -93,11 +93,14 @@ export class Worker {
   private every(intervalMs: number, tick: () => unknown): void {
     // ±20% jitter keeps many workers from marching in step against the database.
     const schedule = () => {
-      const timer = setTimeout(async () => {
-        this.timers.delete(timer);
-        await tick();
-        if (!this.stopping) schedule();
-      }, intervalMs * (0.8 + 0.4 * Math.random()));
+      const timer = setTimeout(
+        async () => {
+          this.timers.delete(timer);
+          await tick();
+          if (!this.stopping) schedule();
+        },
+        intervalMs * (0.8 + 0.4 * Math.random()),
+      );
       timer.unref();
       this.timers.add(timer);
     };
@@ -164,16 +167,9 @@ export class Worker {
 
   private startAttempt(task: TaskRow): void {
     const controller = new AbortController();
-    const timeout = setTimeout(
-      () => controller.abort(new AttemptAborted('timeout')),
-      this.deps.config.taskTimeoutMs,
-    );
+    const timeout = setTimeout(() => controller.abort(new AttemptAborted('timeout')), this.deps.config.taskTimeoutMs);
     if (task.cancel_requested_at) controller.abort(new AttemptAborted('cancel'));
-    const done = runAttempt(
-      { ...this.deps, log: this.log, progressIntervalMs: 500 },
-      task,
-      controller.signal,
-    )
+    const done = runAttempt({ ...this.deps, log: this.log, progressIntervalMs: 500 }, task, controller.signal)
       .catch((error: unknown) => this.log.error({ err: error, task: task.id }, 'could not record attempt outcome'))
       .finally(() => {
         clearTimeout(timeout);

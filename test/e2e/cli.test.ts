@@ -30,7 +30,8 @@ const cli = (...args: string[]) =>
     timeout: 60_000,
   });
 
-const postmasterPid = async () => Number((await readFile(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+const postmasterPid = async () =>
+  Number((await readFile(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0]);
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -64,7 +65,20 @@ describe('easel start with no configuration', () => {
   it('brings up embedded PostgreSQL and the API; generate saves an image with progress; Ctrl-C stops everything', async () => {
     easel = await startEasel();
     const out = path.join(dataDir, 'out');
-    const generated = await cli('generate', 'a lighthouse at dusk', '--seed', '7', '--width', '64', '--height', '64', '--steps', '4', '--out', out);
+    const generated = await cli(
+      'generate',
+      'a lighthouse at dusk',
+      '--seed',
+      '7',
+      '--width',
+      '64',
+      '--height',
+      '64',
+      '--steps',
+      '4',
+      '--out',
+      out,
+    );
     const files = await readdir(out);
     expect(files).toHaveLength(1);
     expect(files[0]).toMatch(/^[0-9a-f-]{36}-0\.png$/);
@@ -77,7 +91,9 @@ describe('easel start with no configuration', () => {
     expect((await cli('tasks', 'ls')).stdout).toContain(taskId);
     expect(JSON.parse((await cli('tasks', 'show', taskId)).stdout)).toMatchObject({ id: taskId, status: 'succeeded' });
     expect((await cli('queue', 'status')).stdout).toMatch(/workers: 1 live/);
-    await expect(cli('tasks', 'cancel', taskId)).rejects.toMatchObject({ stderr: expect.stringContaining('TASK_NOT_CANCELABLE') });
+    await expect(cli('tasks', 'cancel', taskId)).rejects.toMatchObject({
+      stderr: expect.stringContaining('TASK_NOT_CANCELABLE'),
+    });
 
     const pid = await postmasterPid();
     expect(alive(pid)).toBe(true);
@@ -102,6 +118,8 @@ describe('easel start with no configuration', () => {
 
   it('reports an unreachable server and a bad argument clearly', async () => {
     await expect(cli('tasks', 'ls')).rejects.toMatchObject({ stderr: expect.stringMatching(/cannot reach Easel at/) });
-    await expect(cli('generate', 'x', '--width', 'wide')).rejects.toMatchObject({ stderr: expect.stringMatching(/not a whole number/) });
+    await expect(cli('generate', 'x', '--width', 'wide')).rejects.toMatchObject({
+      stderr: expect.stringMatching(/not a whole number/),
+    });
   });
 });

@@ -77,5 +77,7 @@ export async function waitForStatus(
     if (statuses.includes(last.status)) return last;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  throw new Error(`task ${taskId} did not reach ${statuses.join('|')} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+  throw new Error(
+    `task ${taskId} did not reach ${statuses.join('|')} in ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+  );
 }

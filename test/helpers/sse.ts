@@ -10,8 +10,12 @@ export interface SseRecorder {
 
 export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseRecorder> {
   const controller = new AbortController();
-  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: controller.signal });
-  if (response.status !== 200 || !response.body) throw new Error(`SSE ${url} answered ${response.status}: ${await response.text()}`);
+  const response = await fetch(url, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: controller.signal,
+  });
+  if (response.status !== 200 || !response.body)
+    throw new Error(`SSE ${url} answered ${response.status}: ${await response.text()}`);
   const messages: EventSourceMessage[] = [];
   const parser = createParser({ onEvent: (message) => messages.push(message) });
   const decoder = new TextDecoder();
@@ -33,7 +37,8 @@ export async function openSse(url: string, headers: Record<string, string> = {})
     async waitFor(predicate, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(messages)) {
-        if (Date.now() > deadline) throw new Error(`SSE condition not met; got ${JSON.stringify(messages.map((m) => [m.event, m.data]))}`);
+        if (Date.now() > deadline)
+          throw new Error(`SSE condition not met; got ${JSON.stringify(messages.map((m) => [m.event, m.data]))}`);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },

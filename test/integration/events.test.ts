@@ -39,19 +39,28 @@ describe('GET /v1/events', () => {
     expect(updates.some((u) => u.type === 'task:progress')).toBe(true);
     expect(updates.every((u) => u.task_id === task.id)).toBe(true);
     const last = updates.at(-1)!;
-    expect(last.images).toEqual([expect.objectContaining({ url: `/v1/tasks/${task.id}/images/0`, content_type: 'image/png' })]);
+    expect(last.images).toEqual([
+      expect.objectContaining({ url: `/v1/tasks/${task.id}/images/0`, content_type: 'image/png' }),
+    ]);
   });
 
   it("streams all of the caller's tasks to a client on another API process", async () => {
     const stream = await openSse(`${secondApi.url}/v1/events`);
     await stream.waitFor((messages) => messages.some((m) => m.event === 'connected'));
     const ids = await Promise.all(
-      [1, 2, 3].map(async (i) => (await api(easel.url, 'POST', '/v1/tasks', { prompt: `fan ${i}`, width: 64, height: 64 })).body.id),
+      [1, 2, 3].map(
+        async (i) => (await api(easel.url, 'POST', '/v1/tasks', { prompt: `fan ${i}`, width: 64, height: 64 })).body.id,
+      ),
     );
-    await stream.waitFor(() => ids.every((id) => stream.updates().some((u) => u.task_id === id && u.status === 'succeeded')));
+    await stream.waitFor(() =>
+      ids.every((id) => stream.updates().some((u) => u.task_id === id && u.status === 'succeeded')),
+    );
     stream.close();
     for (const id of ids) {
-      const mine = stream.updates().filter((u) => u.task_id === id).map((u) => u.type);
+      const mine = stream
+        .updates()
+        .filter((u) => u.task_id === id)
+        .map((u) => u.type);
       expect(mine[0]).toBe('task:queued');
       expect(mine.at(-1)).toBe('task:succeeded');
     }
@@ -62,7 +71,9 @@ describe('GET /v1/events', () => {
     await first.waitFor((messages) => messages.some((m) => m.event === 'connected'));
     const submit = (i: number) => api(easel.url, 'POST', '/v1/tasks', { prompt: `resume ${i}`, width: 64, height: 64 });
     const early = await Promise.all([1, 2, 3].map(submit));
-    await first.waitFor(() => early.every(({ body }) => first.updates().some((u) => u.task_id === body.id && u.status === 'succeeded')));
+    await first.waitFor(() =>
+      early.every(({ body }) => first.updates().some((u) => u.task_id === body.id && u.status === 'succeeded')),
+    );
     const seen = first.updates();
     first.close();
 
@@ -71,7 +82,9 @@ describe('GET /v1/events', () => {
     for (const { body } of late) await api(easel.url, 'GET', `/v1/tasks/${body.id}`);
     const lastSeen = seen.at(-1)!.event_id;
     const resumed = await openSse(`${secondApi.url}/v1/events`, { 'last-event-id': lastSeen });
-    await resumed.waitFor(() => late.every(({ body }) => resumed.updates().some((u) => u.task_id === body.id && u.status === 'succeeded')));
+    await resumed.waitFor(() =>
+      late.every(({ body }) => resumed.updates().some((u) => u.task_id === body.id && u.status === 'succeeded')),
+    );
     resumed.close();
 
     const replayed = resumed.updates();
@@ -90,10 +103,16 @@ describe('GET /v1/events', () => {
   });
 
   it('rejects a malformed Last-Event-ID and an unknown task', async () => {
-    const bad = await api<{ code: string }>(easel.url, 'GET', '/v1/events', undefined, { 'last-event-id': 'yesterday' });
+    const bad = await api<{ code: string }>(easel.url, 'GET', '/v1/events', undefined, {
+      'last-event-id': 'yesterday',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe('INVALID_EVENT_ID');
-    const missing = await api<{ code: string }>(easel.url, 'GET', '/v1/events?task_id=0190a0a0-0000-7000-8000-000000000000');
+    const missing = await api<{ code: string }>(
+      easel.url,
+      'GET',
+      '/v1/events?task_id=0190a0a0-0000-7000-8000-000000000000',
+    );
     expect(missing.status).toBe(404);
   });
 });

@@ -22,7 +22,14 @@ describe('retries, failures and cancel', () => {
   });
 
   const submit = (options: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-    api(easel.url, 'POST', '/v1/tasks', { prompt: 'faulty', width: 64, height: 64, steps: 2, provider_options: options, ...extra });
+    api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'faulty',
+      width: 64,
+      height: 64,
+      steps: 2,
+      provider_options: options,
+      ...extra,
+    });
 
   it('backs off after retryable faults and then succeeds', async () => {
     const { body } = await submit({ fail: 'retryable', fail_attempts: 2 });
@@ -46,7 +53,9 @@ describe('retries, failures and cancel', () => {
     // Each retry waited for its backoff before running again.
     const retries = rows.filter((row) => row.type === 'task:retrying');
     const reruns = rows.filter((row) => row.type === 'task:running').slice(1);
-    retries.forEach((retry, i) => expect(reruns[i]!.created_at.getTime()).toBeGreaterThanOrEqual(new Date(retry.run_after).getTime() - 5));
+    retries.forEach((retry, i) =>
+      expect(reruns[i]!.created_at.getTime()).toBeGreaterThanOrEqual(new Date(retry.run_after).getTime() - 5),
+    );
   });
 
   it('honours a rate limit hint, then succeeds', async () => {
@@ -79,7 +88,11 @@ describe('retries, failures and cancel', () => {
     expect(retried.body).toMatchObject({ status: 'queued', attempt: 0, error: null });
     expect((await waitForStatus(easel.url, body.id, ['failed'])).attempt).toBe(3);
 
-    const notRetryable = await api<{ code: string }>(easel.url, 'POST', `/v1/tasks/${(await submit({})).body.id}/retry`);
+    const notRetryable = await api<{ code: string }>(
+      easel.url,
+      'POST',
+      `/v1/tasks/${(await submit({})).body.id}/retry`,
+    );
     expect(notRetryable.status).toBe(409);
     expect(notRetryable.body.code).toBe('TASK_NOT_RETRYABLE');
   });
@@ -137,7 +150,12 @@ describe('queue order and fencing', () => {
   const workerId = '0190a0a0-0000-7000-8000-00000000aaaa';
   beforeAll(async () => {
     pool = await createTestPool(await createTestDatabase());
-    await pool.query('INSERT INTO workers (id, host, pid, concurrency) VALUES ($1, $2, $3, $4)', [workerId, 'test', 1, 10]);
+    await pool.query('INSERT INTO workers (id, host, pid, concurrency) VALUES ($1, $2, $3, $4)', [
+      workerId,
+      'test',
+      1,
+      10,
+    ]);
   });
   afterAll(async () => {
     await pool?.end();
@@ -156,7 +174,8 @@ describe('queue order and fencing', () => {
     });
     return outcome.task;
   };
-  const claim = (provider: string, want = 1, providerLimit = 100) => claimTasks(pool, NO_HINTS, { provider, workerId, want, providerLimit });
+  const claim = (provider: string, want = 1, providerLimit = 100) =>
+    claimTasks(pool, NO_HINTS, { provider, workerId, want, providerLimit });
 
   it("does not let one user's burst of 200 delay another user's later task past the burst's next few", async () => {
     const alice = await createUser(pool, 'alice');
@@ -187,7 +206,9 @@ describe('queue order and fencing', () => {
     for (let i = 0; i < 10; i++) await enqueue(user, `l${i}`, 5, 'limited');
     const claimed = await Promise.all(Array.from({ length: 6 }, () => claim('limited', 3, 4)));
     expect(claimed.flat()).toHaveLength(4);
-    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM tasks WHERE provider = 'limited' AND status = 'running'`);
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS n FROM tasks WHERE provider = 'limited' AND status = 'running'`,
+    );
     expect(rows[0].n).toBe(4);
   });
 
@@ -205,12 +226,23 @@ describe('queue order and fencing', () => {
     expect(second!.lease_token).not.toBe(first!.lease_token);
 
     const stale = { taskId: task.id, token: first!.lease_token!, provider: 'fence' };
-    const image = { index: 0, storage_key: 'x', content_type: 'image/png', bytes: 1, width: 1, height: 1, seed: 1, sha256: 'x' };
+    const image = {
+      index: 0,
+      storage_key: 'x',
+      content_type: 'image/png',
+      bytes: 1,
+      width: 1,
+      height: 1,
+      seed: 1,
+      sha256: 'x',
+    };
     expect(await succeedAttempt(pool, NO_HINTS, stale, { predictTimeSeconds: 1, images: [image] })).toBe(false);
     expect(await failAttempt(pool, NO_HINTS, stale, { code: 'LATE', message: 'late' }, 1)).toBe(false);
     const { rows } = await pool.query('SELECT status, attempt FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toEqual({ status: 'running', attempt: 2 });
-    expect((await pool.query('SELECT count(*)::int AS n FROM task_images WHERE task_id = $1', [task.id])).rows[0].n).toBe(0);
+    expect(
+      (await pool.query('SELECT count(*)::int AS n FROM task_images WHERE task_id = $1', [task.id])).rows[0].n,
+    ).toBe(0);
 
     const fresh = { taskId: task.id, token: second!.lease_token!, provider: 'fence' };
     expect(await succeedAttempt(pool, NO_HINTS, fresh, { predictTimeSeconds: 1, images: [image] })).toBe(true);

@@ -16,7 +16,12 @@ const taskCount = async () => Number((await easel.pool.query('SELECT count(*) FR
 
 describe('a task on sketch', () => {
   it('runs, and its PNG is fetchable at a stable URL', async () => {
-    const submitted = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'a lighthouse at dusk', width: 128, height: 96, seed: 7 });
+    const submitted = await api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'a lighthouse at dusk',
+      width: 128,
+      height: 96,
+      seed: 7,
+    });
     expect(submitted.status).toBe(202);
     expect(submitted.headers.get('location')).toBe(`/v1/tasks/${submitted.body.id}`);
     expect(submitted.body).toMatchObject({ status: 'queued', provider: 'sketch', model: 'sketch-v1' });
@@ -46,20 +51,34 @@ describe('a task on sketch', () => {
     const ids = await Promise.all(
       [body, body, { ...body, seed: 43 }].map(async (b) => (await api(easel.url, 'POST', '/v1/tasks', b)).body.id),
     );
-    const hashes = await Promise.all(ids.map(async (id) => (await waitForStatus(easel.url, id, ['succeeded'])).images[0]!.sha256));
+    const hashes = await Promise.all(
+      ids.map(async (id) => (await waitForStatus(easel.url, id, ['succeeded'])).images[0]!.sha256),
+    );
     expect(hashes[0]).toBe(hashes[1]);
     expect(hashes[2]).not.toBe(hashes[0]);
   });
 
   it('makes n images with consecutive seeds', async () => {
-    const { body } = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'three', n: 3, seed: 100, width: 64, height: 64 });
+    const { body } = await api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'three',
+      n: 3,
+      seed: 100,
+      width: 64,
+      height: 64,
+    });
     const done = await waitForStatus(easel.url, body.id, ['succeeded']);
     expect(done.images.map((image) => image.seed)).toEqual([100, 101, 102]);
     expect(new Set(done.images.map((image) => image.sha256)).size).toBe(3);
   });
 
   it('answers with the finished task when Prefer: wait covers the run', async () => {
-    const response = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'quick', width: 64, height: 64 }, { prefer: 'wait=10' });
+    const response = await api(
+      easel.url,
+      'POST',
+      '/v1/tasks',
+      { prompt: 'quick', width: 64, height: 64 },
+      { prefer: 'wait=10' },
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get('preference-applied')).toBe('wait=10');
     expect(response.body.status).toBe('succeeded');
@@ -84,7 +103,17 @@ describe('listing', () => {
   it('pages newest first with a cursor and filters by status and provider', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      ids.push((await api(easel.url, 'POST', '/v1/tasks', { prompt: `list ${i}`, width: 64, height: 64 }, { prefer: 'wait=10' })).body.id);
+      ids.push(
+        (
+          await api(
+            easel.url,
+            'POST',
+            '/v1/tasks',
+            { prompt: `list ${i}`, width: 64, height: 64 },
+            { prefer: 'wait=10' },
+          )
+        ).body.id,
+      );
     }
     const first = await api<{ data: { id: string }[]; next_cursor: string }>(easel.url, 'GET', '/v1/tasks?limit=2');
     expect(first.status).toBe(200);
@@ -96,7 +125,11 @@ describe('listing', () => {
     );
     expect(second.body.data.map((task) => task.id)).toEqual([ids[2], ids[1]]);
 
-    const succeeded = await api<{ data: { status: string }[] }>(easel.url, 'GET', '/v1/tasks?status=succeeded&provider=sketch&limit=100');
+    const succeeded = await api<{ data: { status: string }[] }>(
+      easel.url,
+      'GET',
+      '/v1/tasks?status=succeeded&provider=sketch&limit=100',
+    );
     expect(succeeded.body.data.length).toBeGreaterThanOrEqual(5);
     expect(succeeded.body.data.every((task) => task.status === 'succeeded')).toBe(true);
     const none = await api<{ data: unknown[] }>(easel.url, 'GET', '/v1/tasks?provider=nobody');
@@ -137,7 +170,12 @@ describe('bad input changes nothing', () => {
 
   it.each(cases)('%s → 400 VALIDATION_FAILED with the rule code, no row', async (_name, body, field, rule) => {
     const before = await taskCount();
-    const response = await api<{ code: string; errors: { field: string; code: string }[] }>(easel.url, 'POST', '/v1/tasks', body);
+    const response = await api<{ code: string; errors: { field: string; code: string }[] }>(
+      easel.url,
+      'POST',
+      '/v1/tasks',
+      body,
+    );
     expect(response.status).toBe(400);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     expect(response.body.code).toBe('VALIDATION_FAILED');
@@ -158,7 +196,9 @@ describe('bad input changes nothing', () => {
 
   it('malformed JSON → 400 MALFORMED_JSON', async () => {
     const before = await taskCount();
-    const response = await api<{ code: string }>(easel.url, 'POST', '/v1/tasks', '{"prompt": "oops"', { 'content-type': 'application/json' });
+    const response = await api<{ code: string }>(easel.url, 'POST', '/v1/tasks', '{"prompt": "oops"', {
+      'content-type': 'application/json',
+    });
     expect(response.status).toBe(400);
     expect(response.body.code).toBe('MALFORMED_JSON');
     expect(await taskCount()).toBe(before);
@@ -166,7 +206,10 @@ describe('bad input changes nothing', () => {
 
   it('oversized body → 413 BODY_TOO_LARGE', async () => {
     const before = await taskCount();
-    const response = await api<{ code: string }>(easel.url, 'POST', '/v1/tasks', { prompt: 'x', filler: 'y'.repeat(2 * 1024 * 1024) });
+    const response = await api<{ code: string }>(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'x',
+      filler: 'y'.repeat(2 * 1024 * 1024),
+    });
     expect(response.status).toBe(413);
     expect(response.body.code).toBe('BODY_TOO_LARGE');
     expect(await taskCount()).toBe(before);
@@ -188,7 +231,13 @@ describe('Idempotency-Key', () => {
     const body = { prompt: 'once only', width: 64, height: 64, seed: 5 };
     const headers = { 'idempotency-key': `key-${Date.now()}` };
     const first = await api(easel.url, 'POST', '/v1/tasks', body, headers);
-    const again = await api(easel.url, 'POST', '/v1/tasks', { seed: 5, height: 64, width: 64, prompt: 'once only' }, headers);
+    const again = await api(
+      easel.url,
+      'POST',
+      '/v1/tasks',
+      { seed: 5, height: 64, width: 64, prompt: 'once only' },
+      headers,
+    );
     expect(first.status).toBe(202);
     expect(again.body.id).toBe(first.body.id);
     expect(again.headers.get('idempotent-replayed')).toBe('true');
@@ -203,9 +252,13 @@ describe('Idempotency-Key', () => {
   it('makes one task from concurrent duplicates', async () => {
     const headers = { 'idempotency-key': `race-${Date.now()}` };
     const body = { prompt: 'raced', width: 64, height: 64, seed: 1 };
-    const responses = await Promise.all(Array.from({ length: 8 }, () => api(easel.url, 'POST', '/v1/tasks', body, headers)));
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, () => api(easel.url, 'POST', '/v1/tasks', body, headers)),
+    );
     expect(new Set(responses.map((response) => response.body.id)).size).toBe(1);
-    const { rows } = await easel.pool.query('SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = $1', [headers['idempotency-key']]);
+    const { rows } = await easel.pool.query('SELECT count(*)::int AS n FROM tasks WHERE idempotency_key = $1', [
+      headers['idempotency-key'],
+    ]);
     expect(rows[0].n).toBe(1);
   });
 });
@@ -216,13 +269,26 @@ describe('service endpoints', () => {
     expect((await api(easel.url, 'GET', '/readyz')).body).toEqual({ status: 'ready' });
     const openapi = await api<{ openapi: string; paths: Record<string, unknown> }>(easel.url, 'GET', '/openapi.json');
     expect(openapi.body.openapi).toBe('3.1.0');
-    expect(Object.keys(openapi.body.paths)).toEqual(expect.arrayContaining(['/v1/tasks', '/v1/tasks/{id}', '/v1/events']));
+    expect(Object.keys(openapi.body.paths)).toEqual(
+      expect.arrayContaining(['/v1/tasks', '/v1/tasks/{id}', '/v1/events']),
+    );
     const docs = await fetch(`${easel.url}/docs/`);
     expect(docs.status).toBe(200);
     expect(await docs.text()).toContain('swagger');
-    const providers = await api<{ data: { id: string; models: { id: string }[] }[] }>(easel.url, 'GET', '/v1/providers');
-    expect(providers.body.data[0]).toMatchObject({ id: 'sketch', models: [expect.objectContaining({ id: 'sketch-v1' })] });
-    const queue = await api<{ providers: { provider: string }[]; workers: { live: number } }>(easel.url, 'GET', '/v1/queue');
+    const providers = await api<{ data: { id: string; models: { id: string }[] }[] }>(
+      easel.url,
+      'GET',
+      '/v1/providers',
+    );
+    expect(providers.body.data[0]).toMatchObject({
+      id: 'sketch',
+      models: [expect.objectContaining({ id: 'sketch-v1' })],
+    });
+    const queue = await api<{ providers: { provider: string }[]; workers: { live: number } }>(
+      easel.url,
+      'GET',
+      '/v1/queue',
+    );
     expect(queue.body.workers.live).toBe(1);
     expect(queue.body.providers.map((p) => p.provider)).toContain('sketch');
   });

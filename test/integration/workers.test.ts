@@ -30,7 +30,11 @@ afterAll(async () => {
 });
 
 const startWorker = (env: Record<string, string> = {}) => {
-  const worker = spawnEasel(['worker'], { DATABASE_URL: databaseUrl, EASEL_DATA_DIR: '/tmp/easel-workers-test', ...env });
+  const worker = spawnEasel(['worker'], {
+    DATABASE_URL: databaseUrl,
+    EASEL_DATA_DIR: '/tmp/easel-workers-test',
+    ...env,
+  });
   processes.push(worker);
   return worker;
 };
@@ -70,11 +74,16 @@ describe('worker processes', () => {
 
   it('runs the task of a worker killed with SIGKILL again within 45 s, exactly once, and fences the dead attempt', async () => {
     const doomed = startWorker();
-    await eventually('the worker to register', async () => (await count('SELECT count(*) AS n FROM workers')) > 0, 20_000);
+    await eventually(
+      'the worker to register',
+      async () => (await count('SELECT count(*) AS n FROM workers')) > 0,
+      20_000,
+    );
     const { task } = await enqueue('survivor', { delay_ms: 4000 });
     const running = await eventually(
       'the task to start',
-      async () => (await pool.query(`SELECT lease_token FROM tasks WHERE id = $1 AND status = 'running'`, [task.id])).rows[0],
+      async () =>
+        (await pool.query(`SELECT lease_token FROM tasks WHERE id = $1 AND status = 'running'`, [task.id])).rows[0],
       20_000,
       20,
     );
@@ -103,13 +112,33 @@ describe('worker processes', () => {
       20_000,
     );
     // The killed attempt wakes up late and tries to record a result: nothing changes.
-    const image = { index: 0, storage_key: 'late', content_type: 'image/png', bytes: 1, width: 1, height: 1, seed: 1, sha256: 'late' };
-    expect(await succeedAttempt(pool, notifier, { taskId: task.id, token: running.lease_token, provider: 'sketch' }, { predictTimeSeconds: 9, images: [image] })).toBe(false);
+    const image = {
+      index: 0,
+      storage_key: 'late',
+      content_type: 'image/png',
+      bytes: 1,
+      width: 1,
+      height: 1,
+      seed: 1,
+      sha256: 'late',
+    };
+    expect(
+      await succeedAttempt(
+        pool,
+        notifier,
+        { taskId: task.id, token: running.lease_token, provider: 'sketch' },
+        { predictTimeSeconds: 9, images: [image] },
+      ),
+    ).toBe(false);
 
     const { rows } = await pool.query('SELECT status, attempt, rescues FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toEqual({ status: 'succeeded', attempt: 2, rescues: 1 });
-    expect(await count(`SELECT count(*) AS n FROM task_events WHERE task_id = $1 AND type = 'task:succeeded'`, [task.id])).toBe(1);
-    expect(await count(`SELECT count(*) AS n FROM task_images WHERE task_id = $1 AND storage_key <> 'late'`, [task.id])).toBe(1);
+    expect(
+      await count(`SELECT count(*) AS n FROM task_events WHERE task_id = $1 AND type = 'task:succeeded'`, [task.id]),
+    ).toBe(1);
+    expect(
+      await count(`SELECT count(*) AS n FROM task_images WHERE task_id = $1 AND storage_key <> 'late'`, [task.id]),
+    ).toBe(1);
     expect(await count(`SELECT count(*) AS n FROM task_images WHERE storage_key = 'late'`)).toBe(0);
   }, 120_000);
 
@@ -126,6 +155,10 @@ describe('worker processes', () => {
     expect(await worker.exited).toBe(0);
     const { rows } = await pool.query('SELECT status, attempt, worker_id FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toEqual({ status: 'queued', attempt: 0, worker_id: null });
-    expect(await count('SELECT count(*) AS n FROM workers WHERE id IN (SELECT worker_id FROM tasks WHERE id = $1)', [task.id])).toBe(0);
+    expect(
+      await count('SELECT count(*) AS n FROM workers WHERE id IN (SELECT worker_id FROM tasks WHERE id = $1)', [
+        task.id,
+      ]),
+    ).toBe(0);
   }, 60_000);
 });

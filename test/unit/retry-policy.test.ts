@@ -26,8 +26,14 @@ describe('decideRetry', () => {
   });
 
   it("waits at least the provider's Retry-After on a rate limit", () => {
-    expect(decideRetry({ ...base, errorClass: 'rate_limited', retryAfterMs: 5000 })).toEqual({ action: 'retry', delayMs: 5000 });
-    expect(decideRetry({ ...base, errorClass: 'rate_limited', retryAfterMs: 10 })).toEqual({ action: 'retry', delayMs: 1000 });
+    expect(decideRetry({ ...base, errorClass: 'rate_limited', retryAfterMs: 5000 })).toEqual({
+      action: 'retry',
+      delayMs: 5000,
+    });
+    expect(decideRetry({ ...base, errorClass: 'rate_limited', retryAfterMs: 10 })).toEqual({
+      action: 'retry',
+      delayMs: 1000,
+    });
   });
 
   it('fails once the last attempt is used, whatever the error', () => {

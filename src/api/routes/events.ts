@@ -20,14 +20,17 @@ export interface EventRoutesOptions {
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_PAGE = 500;
 
-export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { pool, hub, baseUrl, heartbeatMs }) => {
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (
+  app,
+  { pool, hub, baseUrl, heartbeatMs },
+) => {
   app.get(
     '/v1/events',
     {
       schema: {
         summary: 'Live task updates (server-sent events)',
         description:
-          'Streams `connected`, then `task_update` for each change to your tasks (or to one task with `task_id`), and a `heartbeat` every few seconds. Each `task_update` has an id; reconnect with `Last-Event-ID` to receive exactly the updates you missed. With `task_id` and no `Last-Event-ID`, the task\'s history is sent first.',
+          "Streams `connected`, then `task_update` for each change to your tasks (or to one task with `task_id`), and a `heartbeat` every few seconds. Each `task_update` has an id; reconnect with `Last-Event-ID` to receive exactly the updates you missed. With `task_id` and no `Last-Event-ID`, the task's history is sent first.",
         tags: ['events'],
         querystring: Type.Object(
           {
@@ -46,7 +49,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       let resumeFrom: EventCursor | undefined;
       if (typeof lastEventId === 'string' && lastEventId !== '') {
         resumeFrom = parseCursor(lastEventId);
-        if (!resumeFrom) throw new ApiError('INVALID_EVENT_ID', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id`);
+        if (!resumeFrom)
+          throw new ApiError('INVALID_EVENT_ID', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id`);
       }
       if (taskId && !(await findTask(pool, userId, taskId))) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
       // A task stream with no Last-Event-ID starts from the task's first event.
@@ -79,7 +83,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         taskId,
         deliver: (event) => (buffered ? buffered.push(event) : send(event)),
       });
-      const heartbeat = setInterval(() => write(`event: heartbeat\ndata: {"time":"${new Date().toISOString()}"}\n\n`), heartbeatMs);
+      const heartbeat = setInterval(
+        () => write(`event: heartbeat\ndata: {"time":"${new Date().toISOString()}"}\n\n`),
+        heartbeatMs,
+      );
       const close = () => {
         if (!open) return;
         open = false;
@@ -93,7 +100,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       try {
         let after = resumeFrom;
         while (after && open) {
-          const page = await readEvents(pool, { userId, taskId }, after, { until: subscription.joinedAt, limit: REPLAY_PAGE });
+          const page = await readEvents(pool, { userId, taskId }, after, {
+            until: subscription.joinedAt,
+            limit: REPLAY_PAGE,
+          });
           page.forEach(send);
           after = page.length === REPLAY_PAGE ? page.at(-1)!.cursor : undefined;
         }

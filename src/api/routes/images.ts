@@ -5,7 +5,10 @@ import { ApiError } from '../../domain/errors.js';
 import type { Storage } from '../../storage/storage.js';
 import { findImage } from '../../tasks/queries.js';
 
-export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (app, { pool, storage }) => {
+export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
+  app,
+  { pool, storage },
+) => {
   app.get(
     '/v1/tasks/:id/images/:index',
     {

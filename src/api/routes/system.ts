@@ -107,10 +107,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
       },
     },
     async () => {
-      const [stats, workers] = await Promise.all([
-        queueStats(pool),
-        liveWorkers(pool, options.deadAfterMs),
-      ]);
+      const [stats, workers] = await Promise.all([queueStats(pool), liveWorkers(pool, options.deadAfterMs)]);
       const known = new Map(stats.map((row) => [row.provider, row]));
       const providers = [...new Set([...registry.ids(), ...known.keys()])].sort().map((provider) => ({
         provider,

@@ -2,7 +2,14 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../domain/errors.js';
 import type { TaskService } from '../../tasks/service.js';
-import { ListTasksQuery, ProblemSchema, SubmitTaskBody, TaskIdParams, TaskListSchema, TaskSchema } from '../schemas/task.js';
+import {
+  ListTasksQuery,
+  ProblemSchema,
+  SubmitTaskBody,
+  TaskIdParams,
+  TaskListSchema,
+  TaskSchema,
+} from '../schemas/task.js';
 import { toTaskResource } from '../task-resource.js';
 
 export interface TaskRoutesOptions {
@@ -22,7 +29,10 @@ function parseWait(header: string | undefined, maxSeconds: number): number | und
   return Math.min(maxSeconds, match[1] === undefined ? maxSeconds : Number(match[1]));
 }
 
-export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks, baseUrl, waitMaxSeconds }) => {
+export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
+  app,
+  { tasks, baseUrl, waitMaxSeconds },
+) => {
   app.post(
     '/v1/tasks',
     {
@@ -43,7 +53,13 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       const key = request.headers['idempotency-key'];
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
         throw new ApiError('VALIDATION_FAILED', 'Idempotency-Key must be 1–255 visible ASCII characters', {
-          errors: [{ field: 'Idempotency-Key', code: 'BAD_FORMAT', message: 'Idempotency-Key must be 1–255 visible ASCII characters' }],
+          errors: [
+            {
+              field: 'Idempotency-Key',
+              code: 'BAD_FORMAT',
+              message: 'Idempotency-Key must be 1–255 visible ASCII characters',
+            },
+          ],
         });
       }
       const { view, replayed } = await tasks.submit(request.userId, request.body, key);
@@ -90,7 +106,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
       if (limit < 1 || limit > 100) {
         throw new ApiError('VALIDATION_FAILED', 'limit must be from 1 to 100', {
-          errors: [{ field: 'limit', code: limit < 1 ? 'TOO_SMALL' : 'TOO_LARGE', message: 'limit must be from 1 to 100' }],
+          errors: [
+            { field: 'limit', code: limit < 1 ? 'TOO_SMALL' : 'TOO_LARGE', message: 'limit must be from 1 to 100' },
+          ],
         });
       }
       if (cursor !== undefined && !/^[0-9a-f-]{36}$/i.test(cursor)) throw new ApiError('INVALID_CURSOR');
@@ -127,6 +145,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
         response: { 202: TaskSchema, ...problems },
       },
     },
-    async (request, reply) => reply.code(202).send(toTaskResource(await tasks.retry(request.userId, request.params.id), baseUrl)),
+    async (request, reply) =>
+      reply.code(202).send(toTaskResource(await tasks.retry(request.userId, request.params.id), baseUrl)),
   );
 };

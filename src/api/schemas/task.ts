@@ -8,15 +8,23 @@ export const SubmitTaskBody = Type.Object(
   {
     prompt: Type.String({ minLength: 1, maxLength: PROMPT_MAX_LENGTH, pattern: '\\S', description: 'What to draw.' }),
     negative_prompt: Type.Optional(Type.String({ maxLength: PROMPT_MAX_LENGTH, description: 'What to avoid.' })),
-    kind: Type.Optional(Type.Literal('txt2img', { description: 'txt2img for now; img2img arrives with input images.' })),
-    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' })),
-    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: "Defaults to the provider's first model." })),
+    kind: Type.Optional(
+      Type.Literal('txt2img', { description: 'txt2img for now; img2img arrives with input images.' }),
+    ),
+    provider: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' }),
+    ),
+    model: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: "Defaults to the provider's first model." }),
+    ),
     width: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
     height: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
     steps: Type.Optional(Type.Integer({ minimum: 1, maximum: 150 })),
     guidance: Type.Optional(Type.Number({ minimum: 0, maximum: 30 })),
     n: Type.Optional(Type.Integer({ minimum: 1, maximum: 8, description: 'Number of images.' })),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Random when omitted; always stored.' })),
+    seed: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Random when omitted; always stored.' }),
+    ),
     priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Higher runs first. Default 5.' })),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
     provider_options: Type.Optional(

@@ -68,7 +68,9 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
   const { data: task } = await client.request<TaskResource>('GET', `/v1/tasks/${submitted.id}`);
   display.finish(task);
   if (task.status !== 'succeeded') {
-    throw new CliError(`task ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`);
+    throw new CliError(
+      `task ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`,
+    );
   }
   await mkdir(options.out, { recursive: true });
   for (const image of task.images) {
