@@ -2,7 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { TaskEventType, type TaskError } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
-import type { Lease } from './rows.js';
+import type { Lease, TaskImageRow } from './rows.js';
 
 /**
  * Writes made by the worker that holds an attempt. Every statement matches
@@ -61,16 +61,8 @@ export async function saveProviderRef(db: Queryable, lease: Lease, ref: string):
   return (rowCount ?? 0) > 0;
 }
 
-export interface StoredImage {
-  index: number;
-  storage_key: string;
-  content_type: string;
-  bytes: number;
-  width: number;
-  height: number;
-  seed: number;
-  sha256: string;
-}
+/** An image already in storage, about to be recorded with its task. */
+export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at'>;
 
 /** Succeed and record the images in one statement: both happen, or neither. */
 const SUCCEED = `

@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool.js';
+import { withTransaction, type Pool } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
@@ -48,24 +48,20 @@ export interface ClaimRequest {
 /** Claim up to `want` runnable tasks in queue order; each comes back with a fresh lease token. */
 export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest): Promise<TaskRow[]> {
   if (request.want <= 0) return [];
-  const client = await pool.connect();
-  try {
-    // Losing a claim in a crash is harmless (the task is simply queued again), so this
-    // commit need not wait for the disk. One round trip for both statements.
-    await client.query('BEGIN; SET LOCAL synchronous_commit = off');
-    await client.query({ name: 'easel_claim_lock', text: LOCK_PROVIDER, values: [request.provider] });
-    const { rows } = await client.query<TaskRow>({
-      name: 'easel_claim_tasks',
-      text: CLAIM,
-      values: [request.provider, request.want, request.providerLimit, request.workerId],
-    });
-    await client.query('COMMIT');
-    if (rows.length > 0) hints.taskEvents();
-    return rows;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  const rows = await withTransaction(
+    pool,
+    async (client) => {
+      await client.query({ name: 'easel_claim_lock', text: LOCK_PROVIDER, values: [request.provider] });
+      const { rows: claimed } = await client.query<TaskRow>({
+        name: 'easel_claim_tasks',
+        text: CLAIM,
+        values: [request.provider, request.want, request.providerLimit, request.workerId],
+      });
+      return claimed;
+    },
+    // Losing a claim in a crash is harmless: the task is simply queued again.
+    { synchronousCommit: false },
+  );
+  if (rows.length > 0) hints.taskEvents();
+  return rows;
 }

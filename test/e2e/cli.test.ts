@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
+import { eventually, isAlive, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -32,14 +32,6 @@ const cli = (...args: string[]) =>
 
 const postmasterPid = async () =>
   Number((await readFile(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 async function startEasel(): Promise<EaselProcess> {
   const started = spawnEasel(['start'], { EASEL_DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: '' });
@@ -96,10 +88,10 @@ describe('easel start with no configuration', () => {
     });
 
     const pid = await postmasterPid();
-    expect(alive(pid)).toBe(true);
+    expect(isAlive(pid)).toBe(true);
     easel.child.kill('SIGINT');
     expect(await easel.exited).toBe(0);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
   }, 120_000);
 
   it('leaves no PostgreSQL behind when the process is SIGKILLed, and restarts on the same data', async () => {
@@ -107,7 +99,7 @@ describe('easel start with no configuration', () => {
     const pid = await postmasterPid();
     easel.child.kill('SIGKILL');
     await easel.exited;
-    await eventually('the orphaned postgres to exit', async () => !alive(pid), 15_000);
+    await eventually('the orphaned postgres to exit', async () => !isAlive(pid), 15_000);
 
     easel = await startEasel();
     const listed = await cli('tasks', 'ls', '--status', 'succeeded');

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { testLogger } from '../helpers/easel.js';
+import { isAlive } from '../helpers/processes.js';
 
 let root: string;
 beforeAll(async () => {
@@ -25,15 +26,6 @@ const query = async (url: string, sql: string) => {
   }
 };
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 describe('embedded PostgreSQL', () => {
   it('starts, keeps data across restarts, is adopted by a second process, and stops', async () => {
     const dataDir = path.join(root, 'a', 'postgres');
@@ -49,7 +41,7 @@ describe('embedded PostgreSQL', () => {
 
     await first.stop();
     await first.stop(); // idempotent
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
 
     const again = await startEmbeddedPostgres({ dataDir, log: testLogger() });
     expect(await query(again.connectionString, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
