@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, stat, writeFile, access, constants } from 'node:fs/promises';
+import { access, constants, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertSafeKey, type Storage } from './storage.js';
 
@@ -9,15 +9,19 @@ export function createLocalStorage(root: string): Storage {
     assertSafeKey(key);
     return path.join(root, key);
   };
+  const madeDirectories = new Set<string>();
   return {
     driver: 'local',
     async put(key, data) {
       const target = resolve(key);
-      await mkdir(path.dirname(target), { recursive: true });
-      // Write aside and rename, so a reader never sees half an image and a crash leaves none.
-      const temporary = `${target}.${process.pid}.${Date.now()}.tmp`;
-      await writeFile(temporary, data);
-      await rename(temporary, target);
+      const directory = path.dirname(target);
+      if (!madeDirectories.has(directory)) {
+        await mkdir(directory, { recursive: true });
+        madeDirectories.add(directory);
+      }
+      // Keys are never reused (they carry the attempt's lease), and a key is recorded only after
+      // its bytes are written, so a reader never meets half an image: no temp file and rename.
+      await writeFile(target, data);
     },
     async get(key) {
       const target = resolve(key);

@@ -187,7 +187,8 @@ async function storeImages(
   return Promise.all(
     images.map(async (image, index) => {
       const extension = EXTENSIONS[image.contentType] ?? 'bin';
-      const key = `tasks/${task.id}/${lease.token.slice(0, 8)}-${index}.${extension}`;
+      // Sharded by the id's random tail so no folder grows huge and folders are made once.
+      const key = `tasks/${task.id.slice(-2)}/${task.id}-${lease.token.slice(0, 8)}-${index}.${extension}`;
       await storage.put(key, image.data, image.contentType);
       return {
         index,
