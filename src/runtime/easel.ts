@@ -24,6 +24,7 @@ export interface RunningEasel {
   db: Database;
   app?: FastifyInstance;
   worker?: Worker;
+  hub?: EventHub;
   /** `http://host:port` when the API listens. */
   url?: string;
   /** Stop claiming, let running tasks finish within the grace period, close everything. */
@@ -85,6 +86,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());
       running.app = app;
+      running.hub = hub;
       running.url = address;
       log.info({ url: address, docs: `${address}/docs` }, 'Easel API listening');
     }

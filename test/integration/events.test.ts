@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { openSse } from '../helpers/sse.js';
+import { eventually } from '../helpers/processes.js';
 
 let easel: TestEasel;
 let secondApi: TestEasel;
@@ -100,6 +101,15 @@ describe('GET /v1/events', () => {
     );
     const combined = [...seen, ...replayed].map((u) => u.event_id);
     expect(combined).toEqual(rows.map((row) => row.event_id).slice(0, combined.length));
+  });
+
+  it('forgets a client that disconnects', async () => {
+    const before = easel.hub!.subscriberCount;
+    const stream = await openSse(`${easel.url}/v1/events`);
+    await stream.waitFor((messages) => messages.some((m) => m.event === 'connected'));
+    expect(easel.hub!.subscriberCount).toBe(before + 1);
+    stream.close();
+    await eventually('the subscriber to be dropped', async () => easel.hub!.subscriberCount === before, 5000, 20);
   });
 
   it('rejects a malformed Last-Event-ID and an unknown task', async () => {

@@ -66,6 +66,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       });
       out.flushHeaders();
       let open = true;
+      let unsubscribe = () => {};
+      let heartbeat: NodeJS.Timeout | undefined;
+      const close = () => {
+        if (!open) return;
+        open = false;
+        clearInterval(heartbeat);
+        unsubscribe();
+        out.end();
+      };
+      // The response's 'close' fires however the connection ends; registered before any await.
+      out.on('close', close);
       const write = (chunk: string) => {
         if (!open) return;
         out.write(chunk);
@@ -83,18 +94,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         taskId,
         deliver: (event) => (buffered ? buffered.push(event) : send(event)),
       });
-      const heartbeat = setInterval(
+      unsubscribe = subscription.unsubscribe;
+      if (!open) return unsubscribe();
+      heartbeat = setInterval(
         () => write(`event: heartbeat\ndata: {"time":"${new Date().toISOString()}"}\n\n`),
         heartbeatMs,
       );
-      const close = () => {
-        if (!open) return;
-        open = false;
-        clearInterval(heartbeat);
-        subscription.unsubscribe();
-        out.end();
-      };
-      request.raw.on('close', close);
 
       write(`retry: 2000\nevent: connected\ndata: ${JSON.stringify({ user_id: userId, task_id: taskId ?? null })}\n\n`);
       try {
