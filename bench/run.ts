@@ -4,7 +4,7 @@
  * measured in the same process (a bare round trip or commit), because shared machines are noisy.
  *
  *   (a) dispatch latency: submit committed → adapter started, sequential samples
- *   (b) throughput: HTTP submit → succeeded, 10,000 tasks
+ *   (b) throughput: submit → succeeded, 10,000 tasks, over HTTP and without it
  *   (c) queue position query with 100,000 tasks queued
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
@@ -20,7 +20,7 @@ import type { Provider } from '../src/providers/types.js';
 import { startEasel } from '../src/runtime/easel.js';
 import { measureDispatch } from './dispatch.js';
 import { measurePosition } from './position.js';
-import { measureThroughput } from './throughput.js';
+import { durableCommitsPerSecond, submitDirect, submitOverHttp, tasksPerSecond } from './throughput.js';
 import { createDatabase } from './support.js';
 
 const log = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
@@ -60,11 +60,7 @@ async function startBenchEasel(
 }
 
 try {
-  const lines: string[] = [];
-  const print = (line: string) => {
-    lines.push(line);
-    console.log(line);
-  };
+  const print = (line: string) => console.log(line);
   print(`Easel core benchmark · node ${process.version} · ${os.cpus().length} cores · embedded PostgreSQL`);
 
   const starts = new Map<string, number>();
@@ -88,14 +84,33 @@ try {
     await dispatchEasel.stop();
   }
 
-  const throughputEasel = await startBenchEasel('throughput', { EASEL_WORKER_CONCURRENCY: '64' });
+  const tasks = Number(process.env.BENCH_TASKS ?? 10_000);
+  const overHttp = await startBenchEasel('throughput_http', { EASEL_WORKER_CONCURRENCY: '64' });
+  let httpRate: number;
+  let commitRate: number;
   try {
-    print(
-      await measureThroughput(throughputEasel.url!, throughputEasel.db.pool, Number(process.env.BENCH_TASKS ?? 10_000)),
-    );
+    httpRate = await tasksPerSecond(overHttp.db.pool, tasks, () => submitOverHttp(overHttp.url!, tasks));
+    commitRate = await durableCommitsPerSecond(overHttp.db.pool);
   } finally {
-    await throughputEasel.stop();
+    await overHttp.stop();
   }
+  const direct = await startBenchEasel('throughput_direct', { EASEL_WORKER_CONCURRENCY: '64' });
+  let directRate: number;
+  try {
+    const hints = new Notifier(direct.db.connectionString, log);
+    directRate = await tasksPerSecond(direct.db.pool, tasks, () => submitDirect(direct.db.pool, hints, tasks));
+    await hints.close();
+  } finally {
+    await direct.stop();
+  }
+  print(
+    [
+      `(b) throughput, submit → succeeded, ${tasks} tasks of 64×64, 64 submits in flight, API + worker in one process:`,
+      `    over HTTP (client on its own thread) ${httpRate.toFixed(0)} tasks/s   (target ≥ 1,000 tasks/s)`,
+      `    same pipeline without HTTP ${directRate.toFixed(0)} tasks/s; HTTP costs ${(directRate / httpRate).toFixed(1)}× in throughput`,
+      `    baseline: ${commitRate.toFixed(0)} single-row durable commits/s; one task over HTTP costs ${(commitRate / httpRate).toFixed(1)} of them`,
+    ].join('\n'),
+  );
 
   print(
     await measurePosition(
