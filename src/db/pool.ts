@@ -18,28 +18,3 @@ export function createPool(connectionString: string, options: { max?: number } =
   pool.on('error', () => undefined);
   return pool;
 }
-
-/**
- * Run `work` in a transaction on one pooled client; roll back on any throw. With
- * `synchronousCommit: false` the commit does not wait for the disk: for writes whose loss in a
- * crash is harmless (a claim is simply queued again).
- */
-export async function withTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-  options: { synchronousCommit?: boolean } = {},
-): Promise<T> {
-  const client = await pool.connect();
-  try {
-    // One round trip for both statements when the commit is relaxed.
-    await client.query(options.synchronousCommit === false ? 'BEGIN; SET LOCAL synchronous_commit = off' : 'BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}

@@ -1,4 +1,5 @@
-import { withTransaction, type Pool } from '../db/pool.js';
+import pg from 'pg';
+import type { Pool } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
@@ -8,8 +9,23 @@ import type { TaskRow } from './rows.js';
  * Claims run one provider at a time under a transaction-scoped advisory lock, so two workers
  * can never both see a free slot and overshoot the provider's limit. Under READ COMMITTED the
  * claim statement, which starts after the lock is granted, sees the previous claimer's commit.
+ *
+ * The whole transaction travels as one simple-protocol message (one round trip instead of four);
+ * that protocol takes no parameters, so the values are checked and quoted here.
  */
-const LOCK_PROVIDER = `SELECT pg_advisory_xact_lock(hashtextextended('easel:claim:' || $1, 0))`;
+function claimTransactionSql(request: ClaimRequest): string {
+  const provider = pg.escapeLiteral(request.provider);
+  const workerId = pg.escapeLiteral(request.workerId);
+  if (!Number.isSafeInteger(request.want) || !Number.isSafeInteger(request.providerLimit)) {
+    throw new TypeError('claim sizes must be integers');
+  }
+  return `BEGIN;
+-- Losing a claim in a crash is harmless (the task is simply queued again): no waiting for the disk.
+SET LOCAL synchronous_commit = off;
+SELECT pg_advisory_xact_lock(hashtextextended('easel:claim:' || ${provider}, 0));
+${CLAIM.replaceAll('$1', provider).replaceAll('$2', String(request.want)).replaceAll('$3', String(request.providerLimit)).replaceAll('$4', workerId)};
+COMMIT;`;
+}
 
 const CLAIM = `
 WITH running AS (
@@ -48,20 +64,18 @@ export interface ClaimRequest {
 /** Claim up to `want` runnable tasks in queue order; each comes back with a fresh lease token. */
 export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest): Promise<TaskRow[]> {
   if (request.want <= 0) return [];
-  const rows = await withTransaction(
-    pool,
-    async (client) => {
-      await client.query({ name: 'easel_claim_lock', text: LOCK_PROVIDER, values: [request.provider] });
-      const { rows: claimed } = await client.query<TaskRow>({
-        name: 'easel_claim_tasks',
-        text: CLAIM,
-        values: [request.provider, request.want, request.providerLimit, request.workerId],
-      });
-      return claimed;
-    },
-    // Losing a claim in a crash is harmless: the task is simply queued again.
-    { synchronousCommit: false },
-  );
+  const client = await pool.connect();
+  let results: pg.QueryResult<TaskRow>[];
+  try {
+    results = (await client.query(claimTransactionSql(request))) as unknown as pg.QueryResult<TaskRow>[];
+  } catch (error) {
+    // A failed statement leaves the session inside the aborted transaction.
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+  const rows = results[3]!.rows;
   if (rows.length > 0) hints.taskEvents();
   return rows;
 }

@@ -67,7 +67,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       out.flushHeaders();
       let open = true;
       let unsubscribe = () => {};
-      let heartbeat: NodeJS.Timeout | undefined;
+      let heartbeat: NodeJS.Timeout | undefined = undefined;
       const close = () => {
         if (!open) return;
         open = false;
