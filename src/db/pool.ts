@@ -14,7 +14,10 @@ export function createPool(connectionString: string, options: { max?: number } =
     // A session stuck inside a transaction holds back vacuum and the event horizon; cut it off.
     options: '-c idle_in_transaction_session_timeout=60000',
   });
-  // An idle client that loses its server emits here; without a handler the process would crash.
+  // A client that loses its server (a restart, a network cut) emits 'error'; unhandled, that
+  // would crash the process. The query that was using it fails on its own, and the pool
+  // replaces the client, so there is nothing else to do here.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }

@@ -69,12 +69,12 @@ export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest
   try {
     results = (await client.query(claimTransactionSql(request))) as unknown as pg.QueryResult<TaskRow>[];
   } catch (error) {
-    // A failed statement leaves the session inside the aborted transaction.
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A failed statement leaves the session inside an aborted transaction (or the connection is
+    // gone): drop the connection, which ends the transaction, rather than reuse it.
+    client.release(error as Error);
     throw error;
-  } finally {
-    client.release();
   }
+  client.release();
   const rows = results[3]!.rows;
   if (rows.length > 0) hints.taskEvents();
   return rows;

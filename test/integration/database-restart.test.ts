@@ -1,0 +1,64 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { api, startTestEasel, testLogger, waitForStatus, type TestEasel } from '../helpers/easel.js';
+import { eventually } from '../helpers/processes.js';
+
+/** A server of its own, so restarting it disturbs no other test file. */
+let root: string;
+let server: EmbeddedPostgres;
+let easel: TestEasel;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'easel-restart-'));
+  await chmod(root, 0o755);
+  server = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), log: testLogger() });
+  easel = await startTestEasel(server.connectionString);
+});
+afterAll(async () => {
+  await easel?.stop();
+  await server?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('a database restart', () => {
+  it('loses no task: work queued before it finishes after it, and new work flows again', async () => {
+    const before = await api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'spans the restart',
+      width: 64,
+      height: 64,
+      provider_options: { delay_ms: 1500 },
+    });
+    await server.stop();
+    server = await startEmbeddedPostgres({
+      dataDir: path.join(root, 'postgres'),
+      port: server.port,
+      log: testLogger(),
+    });
+    const client = new pg.Client({ connectionString: server.connectionString });
+    await client.connect();
+    await client.end();
+
+    // The API recovers once its pool has replaced the connections the restart broke.
+    const after = await eventually(
+      'the API to accept work again',
+      async () => {
+        const response = await api(easel.url, 'POST', '/v1/tasks', {
+          prompt: 'after the restart',
+          width: 64,
+          height: 64,
+        });
+        return response.status === 202 ? response.body : undefined;
+      },
+      20_000,
+      200,
+    );
+    expect((await waitForStatus(easel.url, after.id, ['succeeded'], 30_000)).images).toHaveLength(1);
+    // The task that was running when the database went away ran to completion in the end.
+    const survivor = await waitForStatus(easel.url, before.body.id, ['succeeded'], 90_000);
+    expect(survivor.images).toHaveLength(1);
+  }, 120_000);
+});
