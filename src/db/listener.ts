@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
 
@@ -13,8 +14,8 @@ export class Listener extends EventEmitter<{
   reconnected: [];
 }> {
   private client: pg.Client | undefined;
+  private reconnecting = false;
   private closed = false;
-  private retryDelayMs = 100;
 
   constructor(
     private readonly connectionString: string,
@@ -24,6 +25,10 @@ export class Listener extends EventEmitter<{
     super();
   }
 
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
   async start(): Promise<void> {
     await this.connect();
   }
@@ -31,38 +36,50 @@ export class Listener extends EventEmitter<{
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.connectionString });
     client.on('notification', (message) => this.emit('notification', message.channel, message.payload ?? ''));
-    client.on('error', (error) => {
-      this.log.warn({ err: error }, 'notification listener lost its connection');
-      this.scheduleReconnect(client);
-    });
-    client.on('end', () => this.scheduleReconnect(client));
-    await client.connect();
-    for (const channel of this.channels) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    const lost = (error?: Error) => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end().catch(() => undefined);
+      if (!this.closed) {
+        this.log.warn({ err: error }, 'notification listener lost its connection');
+        void this.reconnect();
+      }
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    try {
+      await client.connect();
+      for (const channel of this.channels) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
     this.client = client;
-    this.retryDelayMs = 100;
   }
 
-  private scheduleReconnect(dead: pg.Client): void {
-    if (this.closed || this.client !== dead) return;
-    this.client = undefined;
-    dead.end().catch(() => undefined);
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, 30_000);
-    setTimeout(() => {
-      if (this.closed) return;
-      this.connect().then(
-        () => {
+  /** Retry with doubling delays up to 30 s until connected again (or closed). */
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    try {
+      for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 30_000)) {
+        await sleep(delay, undefined, { ref: false });
+        if (this.closed) return;
+        try {
+          await this.connect();
           this.log.info('notification listener reconnected');
           this.emit('reconnected');
-        },
-        (error: unknown) => {
-          this.log.warn({ err: error, retryInMs: this.retryDelayMs }, 'notification listener reconnect failed');
-          const placeholder = new pg.Client();
-          this.client = placeholder;
-          this.scheduleReconnect(placeholder);
-        },
-      );
-    }, delay).unref();
+          return;
+        } catch (error) {
+          this.log.warn(
+            { err: error, retryInMs: Math.min(delay * 2, 30_000) },
+            'notification listener reconnect failed',
+          );
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
   }
 
   async close(): Promise<void> {

@@ -22,6 +22,7 @@ export interface Roles {
 
 export interface RunningEasel {
   db: Database;
+  listener: Listener;
   app?: FastifyInstance;
   worker?: Worker;
   hub?: EventHub;
@@ -61,7 +62,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const notifier = new Notifier(db.connectionString, log.child({ component: 'notifier' }));
     cleanups.push(() => notifier.close());
 
-    const running: RunningEasel = { db, stop: stopAll };
+    const running: RunningEasel = { db, listener, stop: stopAll };
     if (options.roles.worker) {
       const worker = new Worker({
         pool: db.pool,

@@ -57,6 +57,8 @@ describe('a database restart', () => {
       200,
     );
     expect((await waitForStatus(easel.url, after.id, ['succeeded'], 30_000)).images).toHaveLength(1);
+    // The LISTEN connection came back too, so wake-ups are immediate again, not only by polling.
+    await eventually('the listener to reconnect', async () => easel.listener.connected, 20_000, 50);
     // The task that was running when the database went away ran to completion in the end.
     const survivor = await waitForStatus(easel.url, before.body.id, ['succeeded'], 90_000);
     expect(survivor.images).toHaveLength(1);
