@@ -1,8 +1,7 @@
 import type { Hints } from '../src/db/notifier.js';
 import type { Pool } from '../src/db/pool.js';
-import { LOCAL_USER_ID } from '../src/domain/task.js';
 import { submitTask } from '../src/tasks/submit.js';
-import { medianOf, ms, percentile } from './support.js';
+import { medianOf, ms, percentile, sketchTask } from './support.js';
 
 /**
  * (a) Sequential samples, as graphile-worker's latency test does: submit one task, wait until
@@ -19,25 +18,7 @@ export async function measureDispatch(
   const latencies: number[] = [];
   const warmup = 50;
   for (let i = 0; i < samples + warmup; i++) {
-    const outcome = await submitTask(pool, hints, {
-      userId: LOCAL_USER_ID,
-      kind: 'txt2img',
-      provider: 'sketch',
-      model: 'sketch-v1',
-      params: {
-        prompt: `dispatch ${i}`,
-        negative_prompt: null,
-        width: 64,
-        height: 64,
-        steps: 1,
-        guidance: 7,
-        n: 1,
-        seed: i,
-      },
-      providerOptions: {},
-      priority: 5,
-      maxAttempts: 1,
-    });
+    const outcome = await submitTask(pool, hints, sketchTask(`dispatch ${i}`, i));
     const committedAt = performance.now();
     const id = outcome.task.id;
     while (!starts.has(id)) await new Promise((resolve) => setImmediate(resolve));

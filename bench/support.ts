@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
 import { createPool } from '../src/db/pool.js';
+import { LOCAL_USER_ID } from '../src/domain/task.js';
+import type { NewTask } from '../src/tasks/submit.js';
 
 /** A migrated database named `name` on the benchmark's server. */
 export async function createDatabase(serverUrl: string, name: string): Promise<string> {
@@ -35,4 +37,18 @@ export async function medianOf(runs: number, fn: () => Promise<unknown>): Promis
     times.sort((a, b) => a - b),
     50,
   );
+}
+
+/** The benchmark's task: a 64×64 one-step sketch at zero latency, one attempt. */
+export function sketchTask(prompt: string, seed: number): NewTask {
+  return {
+    userId: LOCAL_USER_ID,
+    kind: 'txt2img',
+    provider: 'sketch',
+    model: 'sketch-v1',
+    params: { prompt, negative_prompt: null, width: 64, height: 64, steps: 1, guidance: 7, n: 1, seed },
+    providerOptions: {},
+    priority: 5,
+    maxAttempts: 1,
+  };
 }

@@ -3,6 +3,7 @@ import type { Hints } from '../src/db/notifier.js';
 import type { Pool } from '../src/db/pool.js';
 import { LOCAL_USER_ID } from '../src/domain/task.js';
 import { submitTask } from '../src/tasks/submit.js';
+import { sketchTask } from './support.js';
 
 const IN_FLIGHT = 64;
 
@@ -25,25 +26,7 @@ export async function submitDirect(pool: Pool, hints: Hints, tasks: number): Pro
     Array.from({ length: IN_FLIGHT }, async () => {
       while (next < tasks) {
         const i = next++;
-        await submitTask(pool, hints, {
-          userId: LOCAL_USER_ID,
-          kind: 'txt2img',
-          provider: 'sketch',
-          model: 'sketch-v1',
-          params: {
-            prompt: `direct ${i}`,
-            negative_prompt: null,
-            width: 64,
-            height: 64,
-            steps: 1,
-            guidance: 7,
-            n: 1,
-            seed: i,
-          },
-          providerOptions: {},
-          priority: 5,
-          maxAttempts: 1,
-        });
+        await submitTask(pool, hints, sketchTask(`direct ${i}`, i));
       }
     }),
   );
