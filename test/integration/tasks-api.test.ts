@@ -186,6 +186,7 @@ describe('bad input changes nothing', () => {
   it.each([
     ['unknown provider', { ...valid, provider: 'nope' }, 400, 'UNKNOWN_PROVIDER'],
     ['unknown model', { ...valid, model: 'nope' }, 400, 'UNKNOWN_MODEL'],
+    ['size beyond the model', { ...valid, width: 4096 }, 400, 'UNSUPPORTED_SIZE'],
   ])('%s → %i %s, no row', async (_name, body, status, code) => {
     const before = await taskCount();
     const response = await api<{ code: string }>(easel.url, 'POST', '/v1/tasks', body);
