@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -145,8 +145,12 @@ function isPostgresProcess(pid: number): boolean {
     // EPERM: alive but another user's (postgres runs as `postgres` when we are root).
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // A PID can be reused by an unrelated process after a reboot: check what it is running.
   try {
-    return execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).includes('postgres');
+    const name = existsSync(`/proc/${pid}/comm`)
+      ? readFileSync(`/proc/${pid}/comm`, 'utf8')
+      : execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' });
+    return name.includes('postgres');
   } catch {
     return false;
   }
