@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ApiError } from '../../domain/errors.js';
+import { isTerminal } from '../../domain/task.js';
 import type { TaskService } from '../../tasks/service.js';
 import {
   ListTasksQuery,
@@ -70,9 +71,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
         current = await tasks.waitForFinish(request.userId, view.task.id, wait * 1000);
       }
       if (replayed) reply.header('idempotent-replayed', 'true');
-      const finished = ['succeeded', 'failed', 'canceled'].includes(current.task.status);
       return reply
-        .code(finished ? 200 : 202)
+        .code(isTerminal(current.task.status) ? 200 : 202)
         .header('location', `/v1/tasks/${current.task.id}`)
         .send(toTaskResource(current, baseUrl));
     },

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { TaskResource } from '../../api/schemas/task.js';
+import { isTerminal } from '../../domain/task.js';
 import { CliError, type EaselClient } from '../client.js';
 
 export interface GenerateOptions {
@@ -24,8 +25,6 @@ interface TaskUpdate {
   stage: string | null;
   progress: number;
 }
-
-const TERMINAL = new Set(['succeeded', 'failed', 'canceled']);
 
 /**
  * Submit, follow the task live (queue position while it waits, stage and progress while it
@@ -60,7 +59,7 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
       if (message.event !== 'task_update') return false;
       const update = JSON.parse(message.data) as TaskUpdate;
       display.update(update);
-      return TERMINAL.has(update.status);
+      return isTerminal(update.status);
     });
   } finally {
     clearInterval(poll);
