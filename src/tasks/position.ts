@@ -2,8 +2,10 @@ import type { Queryable } from '../db/pool.js';
 import type { TaskRow } from './rows.js';
 
 /**
- * How many queued tasks of the same provider run before this one: the rows before it in the
- * queue's own order (rank, vtime, id), counted from the partial index `tasks_queued` alone.
+ * How many queued tasks of the same provider run before this one, exactly: the rows before it
+ * in the queue's own order (rank, vtime, id), counted from the partial index `tasks_queued`
+ * alone. Its cost grows with the queue, so the API uses QueuePositions; this is the reference
+ * it is tested and measured against.
  */
 export async function queuePosition(
   db: Queryable,
