@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import pino from 'pino';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { CredentialError, PermanentError, RateLimitedError, RetryableError } from '../../src/providers/errors.js';
 import { createSketchProvider } from '../../src/providers/sketch/index.js';
+import { renderPixels, renderSketch } from '../../src/providers/sketch/render.js';
 import type { RunContext, TaskInput } from '../../src/providers/types.js';
 
 const sketch = createSketchProvider();
@@ -230,5 +232,17 @@ describe('sketch provider: faults on demand', () => {
     const error = await sketch.run(input({ options }), context().ctx).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PermanentError);
     expect(error).toMatchObject({ code: 'INVALID_PROVIDER_OPTIONS', message });
+  });
+});
+
+describe('sketch PNG encoding', () => {
+  it('decodes, with an independent decoder (libvips), to exactly the rendered pixels', async () => {
+    const spec = { prompt: 'a red fox', model: 'sketch-v1', seed: 9, width: 96, height: 40 };
+    const pixels = renderPixels(spec);
+    const { data, info } = await sharp(await renderSketch(spec))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    expect(info).toMatchObject({ width: 96, height: 40, channels: 3 });
+    expect(Buffer.compare(data, pixels)).toBe(0);
   });
 });

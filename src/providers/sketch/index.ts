@@ -83,7 +83,7 @@ export function createSketchProvider(): Provider {
       }
       ctx.progress('encoding', 100);
       // One image at a time: n 2048² rasters at once would hold n × 12 MB, and an abort can land
-      // between images. Many tasks in flight keep sharp's thread pool busy anyway.
+      // between images. Many tasks in flight keep the thread pool busy anyway.
       const images: GeneratedImage[] = [];
       for (let index = 0; index < input.n; index++) {
         throwIfAborted(ctx.signal);
@@ -97,7 +97,7 @@ export function createSketchProvider(): Provider {
           seed,
         });
       }
-      // sharp cannot be stopped mid-encode, so an abort during the last one is noticed here.
+      // An encode cannot be stopped midway, so an abort during the last one is noticed here.
       throwIfAborted(ctx.signal);
       return images;
     },

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import { encodeRgbPng } from './png.js';
 
 /**
  * The sketch provider's picture: a vertical gradient coloured by the prompt, with circles,
  * rectangles and lines placed by a PRNG seeded from seed and prompt. Pure and deterministic:
- * same inputs, same PNG bytes (for a given sharp build; another libvips/zlib may compress
+ * same inputs, same PNG bytes (for a given zlib; another zlib version may compress
  * differently, which is why nothing outside tests should pin exact bytes).
  */
 export interface SketchSpec {
@@ -145,16 +145,6 @@ function fillSpan(canvas: Canvas, y: number, x0: number, x1: number, c: Rgb): vo
   }
 }
 
-/**
- * Encode on libuv's thread pool (sharp), off the event loop. Fixed settings, and sharp writes
- * no timestamp (only IHDR, a constant pHYs, IDAT and IEND), so the bytes depend on the pixels alone.
- */
-export function encodePng(pixels: Buffer, width: number, height: number): Promise<Buffer> {
-  return sharp(pixels, { raw: { width, height, channels: 3 } })
-    .png({ compressionLevel: 6, adaptiveFiltering: false })
-    .toBuffer();
-}
-
 export async function renderSketch(spec: SketchSpec): Promise<Buffer> {
-  return encodePng(renderPixels(spec), spec.width, spec.height);
+  return encodeRgbPng(renderPixels(spec), spec.width, spec.height);
 }
