@@ -73,7 +73,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       concurrency: readInt(env, 'EASEL_WORKER_CONCURRENCY', 16, { min: 1, max: 1000 }),
       heartbeatMs: readInt(env, 'EASEL_HEARTBEAT_MS', 5 * SECOND, { min: 100, max: 60 * SECOND }),
       deadAfterMs: readInt(env, 'EASEL_WORKER_DEAD_AFTER_MS', 30 * SECOND, { min: 500, max: 3600 * SECOND }),
-      rescueIntervalMs: readInt(env, 'EASEL_RESCUE_INTERVAL_MS', 10 * SECOND, { min: 100, max: 600 * SECOND }),
+      rescueIntervalMs: readInt(env, 'EASEL_RESCUE_INTERVAL_MS', 5 * SECOND, { min: 100, max: 600 * SECOND }),
       taskTimeoutMs: readInt(env, 'EASEL_TASK_TIMEOUT_MS', 300 * SECOND, { min: SECOND, max: 24 * 3600 * SECOND }),
       pollIntervalMs: readInt(env, 'EASEL_POLL_INTERVAL_MS', SECOND, { min: 10, max: 60 * SECOND }),
       shutdownGraceMs: readInt(env, 'EASEL_SHUTDOWN_GRACE_MS', 30 * SECOND, { min: 0, max: 3600 * SECOND }),
