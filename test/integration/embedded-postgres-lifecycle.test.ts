@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { removeStalePidFile } from '../../src/db/postmaster-pid.js';
 import { testLogger } from '../helpers/easel.js';
 import { eventually, isAlive } from '../helpers/processes.js';
 
@@ -59,6 +60,21 @@ function isGone(pid: number): boolean {
 
 function killIfAlive(pid: number) {
   if (!isGone(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** PIDs of the processes whose command line contains every one of `parts`. */
+function processesWith(...parts: string[]): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return parts.every((part) => cmdline.includes(part));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** An Easel-like process of its own that starts (or adopts) the server on `dataDir`. */
@@ -163,4 +179,46 @@ describe('embedded PostgreSQL lifecycle', () => {
     expect(await query(owner.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
     expect(await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).toContain(String(owner.port));
   }, 60_000);
+
+  it('never removes the postmaster.pid of a live server, but does remove one whose PID another postgres reuses', async () => {
+    const live = path.join(root, 'live', 'postgres');
+    await started({ dataDir: live, log: testLogger() });
+    await expect(removeStalePidFile(live, testLogger())).rejects.toThrow(/is running on/);
+    expect(existsSync(path.join(live, 'postmaster.pid'))).toBe(true);
+
+    // After a reboot the PID in a stale postmaster.pid may belong to some other postgres.
+    const stale = path.join(root, 'stale', 'postgres');
+    await mkdir(stale, { recursive: true });
+    await writeFile(path.join(stale, 'postmaster.pid'), `${postmasterPid(live)}\n${stale}\n0\n5432\n`);
+    await removeStalePidFile(stale, testLogger());
+    expect(existsSync(path.join(stale, 'postmaster.pid'))).toBe(false);
+  }, 60_000);
+
+  // The initdb is killed in another process: in this one execFileSync would block the test's polling.
+  it.runIf(existsSync('/proc/self/cmdline'))(
+    'a first start whose initdb was killed half-way leaves nothing that breaks the next start',
+    async () => {
+      const parent = path.join(root, 'initdb-killed');
+      const dataDir = path.join(parent, 'postgres');
+      const owner = spawnOwner(dataDir);
+      owner.catch(() => undefined);
+      const initdb = await eventually(
+        'initdb to have written PG_VERSION',
+        async () => {
+          const written = [dataDir, `${dataDir}.initdb`].some((dir) => existsSync(path.join(dir, 'PG_VERSION')));
+          return written && processesWith('initdb', `--pgdata=${parent}`)[0];
+        },
+        30_000,
+        5,
+      );
+      process.kill(initdb, 'SIGKILL');
+      await expect(owner, 'the first start finished before initdb was killed').rejects.toThrow(/initdb failed/);
+
+      const server = await started({ dataDir, log: testLogger() });
+      expect(server.owned).toBe(true);
+      expect(await query(server.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      expect(readdirSync(parent).filter((name) => name.includes('initdb'))).toEqual([]);
+    },
+    60_000,
+  );
 });
