@@ -170,6 +170,22 @@ describe('embedded PostgreSQL lifecycle', () => {
     expect(isGone(secondPid)).toBe(true);
   }, 60_000);
 
+  it('an owner whose postmaster dies starts it again on the same port', async () => {
+    const dataDir = path.join(root, 'crashed', 'postgres');
+    const server = await started({ dataDir, log: testLogger() });
+    const firstPid = postmasterPid(dataDir);
+    process.kill(firstPid, 'SIGKILL');
+    const rows = await eventually(
+      'the owner to start the server again',
+      async () => query(server.connectionString, 'SELECT 1 AS one').catch(() => undefined),
+      30_000,
+      200,
+    );
+    expect(rows).toEqual([{ one: 1 }]);
+    expect(server.owned).toBe(true);
+    expect(postmasterPid(dataDir)).not.toBe(firstPid);
+  }, 60_000);
+
   it('an adopter that stops first leaves the owner running', async () => {
     const dataDir = path.join(root, 'quiet', 'postgres');
     const owner = await started({ dataDir, log: testLogger() });
