@@ -1,30 +1,52 @@
-import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { superviseEmbeddedPostgres } from './embedded-postgres-supervisor.js';
+import {
+  initialiseCluster,
+  isInitialised,
+  passwordFile,
+  postgresBinaries,
+  POSTGRES_USER,
+  serverUser,
+} from './postgres-cluster.js';
 import { spawnGuardedPostgres, type GuardedPostgres } from './postgres-guard.js';
+import { removeStalePidFile, runningPostmaster, sameDirectory } from './postmaster-pid.js';
+import { withStartLock } from './start-lock.js';
 
 export interface EmbeddedPostgres {
   connectionString: string;
   port: number;
-  /** False when another Easel process on this machine already runs a server on this data dir. */
-  owned: boolean;
-  /** Fast shutdown, escalating to SIGQUIT then SIGKILL; a no-op when not owned. Idempotent. */
+  /**
+   * False while another Easel process on this machine runs the server on this data dir. It
+   * becomes true if that process goes away and this one takes the server over.
+   */
+  readonly owned: boolean;
+  /** Stops watching the server, and stops the server if this process runs it. Idempotent. */
   stop(): Promise<void>;
 }
 
-const USER = 'postgres';
+/** One server on the data directory, as this process found it: its own (`server`) or adopted. */
+export interface RunningServer {
+  connectionString: string;
+  port: number;
+  server?: GuardedPostgres;
+}
+
+/** How long an adopter waits for a server that is starting up or shutting down to settle. */
+const SETTLE_TIMEOUT_MS = 30_000;
 
 /**
  * A real PostgreSQL from the `embedded-postgres` package's binaries, data in `dataDir`,
  * listening on loopback only. Runs as the `postgres` system user when we are root (PostgreSQL
- * refuses root), adopts a server that another Easel process already runs on the same data
- * directory, and never outlives the process that started it (see postgres-guard.ts).
+ * refuses root), and never outlives the process that started it (see postgres-guard.ts).
+ *
+ * Several Easel processes may share a data directory (`easel api` and `easel worker`): start-up
+ * is serialised by a lock, the first starts the server and the others adopt it. Every one of them
+ * keeps watching it; when its owner goes away, one adopter starts it again on the same port (kept
+ * in `<dataDir>.port`), so every process's connection string keeps working.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -32,32 +54,35 @@ export async function startEmbeddedPostgres(options: {
   log: Logger;
 }): Promise<EmbeddedPostgres> {
   const dataDir = path.resolve(options.dataDir);
-  const passwordFile = `${dataDir}.password`;
   const log = options.log;
   await mkdir(path.dirname(dataDir), { recursive: true });
+  const adoptOrStartLocked = () => withStartLock(dataDir, () => adoptOrStart(dataDir, options.port, log), { log });
+  return superviseEmbeddedPostgres({ dataDir, first: await adoptOrStartLocked(), restart: adoptOrStartLocked, log });
+}
 
-  const adopted = await adoptRunningServer(dataDir, passwordFile, log);
+/** Call under the start lock: no other Easel process is starting a server on `dataDir` meanwhile. */
+async function adoptOrStart(dataDir: string, port: number | undefined, log: Logger): Promise<RunningServer> {
+  const adopted = await adoptRunningServer(dataDir, log);
   if (adopted) return adopted;
-
-  const runAs = process.getuid?.() === 0 ? await postgresUser() : undefined;
-  if (runAs) await assertReachableByOthers(path.dirname(dataDir));
+  const runAs = await serverUser(dataDir);
   const binaries = await postgresBinaries();
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+  if (!isInitialised(dataDir)) {
     log.info({ dataDir }, 'initialising embedded PostgreSQL data directory');
-    await initialiseCluster(binaries.initdb, dataDir, passwordFile, runAs);
+    await initialiseCluster(binaries.initdb, dataDir, runAs);
   }
-  const password = (await readFile(passwordFile, 'utf8')).trim();
+  const password = (await readFile(passwordFile(dataDir), 'utf8')).trim();
   await removeStalePidFile(dataDir, log);
 
-  for (let tries = 0; ; tries++) {
-    const port = options.port ?? (await freePort());
+  const ports = port !== undefined ? [port] : [await previousPort(dataDir), undefined, undefined, undefined];
+  for (const [index, candidate] of ports.entries()) {
+    const chosen = candidate ?? (await freePort());
     const server = spawnGuardedPostgres({
       postgresBinary: binaries.postgres,
       args: [
         '-D',
         dataDir,
         '-p',
-        String(port),
+        String(chosen),
         '-c',
         'listen_addresses=127.0.0.1',
         // The socket lives in the data dir (no collisions in /tmp); it is cheaper than loopback TCP.
@@ -78,11 +103,30 @@ export async function startEmbeddedPostgres(options: {
       await server.ready;
     } catch (error) {
       const busy = /could not bind|Address already in use/.test((error as Error).message);
-      if (busy && options.port === undefined && tries < 3) continue;
+      if (busy && index < ports.length - 1) {
+        if (candidate !== undefined)
+          log.warn({ port: candidate }, 'the embedded PostgreSQL port is taken; using another');
+        continue;
+      }
       throw error;
     }
-    return ownedServer(server, connectionString(dataDir, port, password), port, log);
+    await writeFile(portFile(dataDir), `${chosen}\n`);
+    return { connectionString: connectionString(dataDir, chosen, password), port: chosen, server };
   }
+  throw new Error('unreachable: the last port candidate either starts or throws');
+}
+
+/**
+ * The port is kept beside the data directory and reused, so that a server started again (by
+ * this process, or by an adopter after its owner exited) is where every connection string says.
+ */
+function portFile(dataDir: string): string {
+  return `${dataDir}.port`;
+}
+
+async function previousPort(dataDir: string): Promise<number | undefined> {
+  const port = Number((await readFile(portFile(dataDir), 'utf8').catch(() => '')).trim());
+  return Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined;
 }
 
 /** Unix sockets have a ~107-byte path limit; a deep data dir falls back to TCP alone. */
@@ -92,180 +136,48 @@ function socketDirectory(dataDir: string): string | undefined {
 
 /** Through the data dir's Unix socket when there is one, else loopback TCP (always on too). */
 function connectionString(dataDir: string, port: number, password: string): string {
-  const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
+  const url = `postgres://${POSTGRES_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`;
   const socket = socketDirectory(dataDir);
   return socket ? `${url}?host=${encodeURIComponent(socket)}` : url;
 }
 
-function ownedServer(server: GuardedPostgres, url: string, port: number, log: Logger): EmbeddedPostgres {
-  const killNow = () => server.process.kill('SIGINT');
-  process.once('exit', killNow);
-  let stopping: Promise<void> | undefined;
-  return {
-    connectionString: url,
-    port,
-    owned: true,
-    stop() {
-      stopping ??= (async () => {
-        process.off('exit', killNow);
-        if (server.process.exitCode !== null || server.process.signalCode !== null) return;
-        // SIGINT: fast shutdown (abort sessions, checkpoint). Escalate if it hangs.
-        const escalate = async (signal: NodeJS.Signals, afterMs: number) => {
-          const timer = setTimeout(() => server.process.kill(signal), afterMs);
-          await server.exited;
-          clearTimeout(timer);
-        };
-        server.process.kill('SIGINT');
-        await Promise.race([escalate('SIGQUIT', 5000), new Promise((r) => setTimeout(r, 7000))]);
-        if (server.process.exitCode === null && server.process.signalCode === null) {
-          log.warn('embedded PostgreSQL did not stop; killing it');
-          server.process.kill('SIGKILL');
-          await server.exited;
-        }
-      })();
-      return stopping;
-    },
-  };
-}
-
-/** postmaster.pid line 1 is the PID, line 4 the port. */
-async function readPidFile(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
-  try {
-    const lines = (await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n');
-    return { pid: Number(lines[0]), port: Number(lines[3]) };
-  } catch {
-    return undefined;
+/**
+ * The server another process runs on `dataDir`, if any. One that is still starting up or already
+ * shutting down is waited for: it is adopted once ready, or started anew once gone.
+ */
+async function adoptRunningServer(dataDir: string, log: Logger): Promise<RunningServer | undefined> {
+  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  for (;;) {
+    const postmaster = await runningPostmaster(dataDir);
+    if (!postmaster) return undefined;
+    const password = (await readFile(passwordFile(dataDir), 'utf8')).trim();
+    const url = connectionString(dataDir, postmaster.port, password);
+    const settled = await serverDataDirectory(url).catch((error: Error & { code?: string }) => {
+      const unsettled = error.code === '57P03' || error.code === 'ECONNREFUSED' || error.code === 'ENOENT';
+      if (unsettled && Date.now() < deadline) return undefined;
+      throw new Error(
+        `a postgres process (pid ${postmaster.pid}) holds ${dataDir} but cannot be used: ${error.message}`,
+      );
+    });
+    if (settled === undefined) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      continue;
+    }
+    if (!(await sameDirectory(settled, dataDir))) return undefined;
+    log.info(postmaster, 'using the embedded PostgreSQL another Easel process runs');
+    return { connectionString: url, port: postmaster.port };
   }
 }
 
-function isPostgresProcess(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    // EPERM: alive but another user's (postgres runs as `postgres` when we are root).
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // A PID can be reused by an unrelated process after a reboot: check what it is running.
-  try {
-    const name = existsSync(`/proc/${pid}/comm`)
-      ? readFileSync(`/proc/${pid}/comm`, 'utf8')
-      : execFileSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' });
-    return name.includes('postgres');
-  } catch {
-    return false;
-  }
-}
-
-async function adoptRunningServer(
-  dataDir: string,
-  passwordFile: string,
-  log: Logger,
-): Promise<EmbeddedPostgres | undefined> {
-  const pidFile = await readPidFile(dataDir);
-  if (!pidFile || !isPostgresProcess(pidFile.pid)) return undefined;
-  const password = (await readFile(passwordFile, 'utf8')).trim();
-  const url = connectionString(dataDir, pidFile.port, password);
+async function serverDataDirectory(url: string): Promise<string> {
   const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
   try {
     await client.connect();
     const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory');
-    if (path.resolve(rows[0]!.data_directory) !== dataDir) return undefined;
-  } catch (error) {
-    throw new Error(
-      `a postgres process (pid ${pidFile.pid}) holds ${dataDir} but cannot be used: ${(error as Error).message}`,
-    );
+    return rows[0]!.data_directory;
   } finally {
     await client.end().catch(() => undefined);
-  }
-  log.info({ pid: pidFile.pid, port: pidFile.port }, 'using the embedded PostgreSQL another Easel process runs');
-  return { connectionString: url, port: pidFile.port, owned: false, stop: async () => {} };
-}
-
-async function removeStalePidFile(dataDir: string, log: Logger): Promise<void> {
-  const pidFile = await readPidFile(dataDir);
-  if (!pidFile) return;
-  log.warn({ pid: pidFile.pid }, 'removing stale postmaster.pid left by a server that is gone');
-  await rm(path.join(dataDir, 'postmaster.pid'), { force: true });
-}
-
-/** As root the server runs as `postgres`, which must be able to walk down to the data dir. */
-async function assertReachableByOthers(directory: string): Promise<void> {
-  for (let dir = directory; ; dir = path.dirname(dir)) {
-    const { mode } = await stat(dir);
-    if ((mode & 0o001) === 0) {
-      throw new Error(
-        `embedded PostgreSQL runs as the '${USER}' user when Easel runs as root, and it cannot enter ${dir} (mode ${(mode & 0o777).toString(8)}); ` +
-          `choose an EASEL_DATA_DIR outside it, run 'chmod o+x ${dir}', or set DATABASE_URL`,
-      );
-    }
-    if (dir === path.dirname(dir)) return;
-  }
-}
-
-/** The `postgres` system user, created on first use (as the embedded-postgres package does). */
-async function postgresUser(): Promise<{ uid: number; gid: number }> {
-  const lookup = () => ({
-    uid: Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' })),
-    gid: Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' })),
-  });
-  try {
-    return lookup();
-  } catch {
-    execFileSync('sh', ['-c', `getent group ${USER} >/dev/null || groupadd ${USER}; useradd -g ${USER} ${USER}`]);
-    return lookup();
-  }
-}
-
-/**
- * Binaries come from the platform package that `embedded-postgres` depends on. We run them
- * ourselves rather than through that package's class: it installs SIGINT/SIGTERM hooks that
- * exit the process, which would cut our graceful shutdown short.
- */
-async function postgresBinaries(): Promise<{ postgres: string; initdb: string }> {
-  const binaries = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`).catch(() => {
-    throw new Error(`embedded PostgreSQL has no binaries for ${os.platform()}-${os.arch()}; set DATABASE_URL instead`);
-  })) as { postgres: string; initdb: string };
-  await Promise.all([chmod(binaries.postgres, 0o755), chmod(binaries.initdb, 0o755)]).catch(() => undefined);
-  return binaries;
-}
-
-/** initdb with a fresh random password (kept beside the data dir, readable by us alone). */
-async function initialiseCluster(
-  initdb: string,
-  dataDir: string,
-  passwordFile: string,
-  runAs: { uid: number; gid: number } | undefined,
-): Promise<void> {
-  await rm(dataDir, { recursive: true, force: true });
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await writeFile(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
-  // initdb runs as the server's user; it reads the password from a file only that user may read.
-  const pwfile = path.join(dataDir, '..', `.initdb-pw-${process.pid}`);
-  await copyFile(passwordFile, pwfile);
-  if (runAs) {
-    await chown(dataDir, runAs.uid, runAs.gid);
-    await chown(pwfile, runAs.uid, runAs.gid);
-  }
-  try {
-    execFileSync(
-      initdb,
-      [
-        `--pgdata=${dataDir}`,
-        '--auth=scram-sha-256',
-        `--username=${USER}`,
-        `--pwfile=${pwfile}`,
-        '--encoding=UTF8',
-        '--locale=C',
-        '--no-sync',
-      ],
-      { uid: runAs?.uid, gid: runAs?.gid, env: { ...process.env, LC_ALL: 'C' }, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-  } catch (error) {
-    throw new Error(
-      `initdb failed: ${(error as { stderr?: Buffer }).stderr?.toString().trim() ?? (error as Error).message}`,
-    );
-  } finally {
-    await rm(pwfile, { force: true });
   }
 }
 
