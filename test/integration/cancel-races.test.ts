@@ -2,8 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimTasks } from '../../src/tasks/claim.js';
-import { cancelAttempt, releaseAttempt, retryAttemptLater, succeedAttempt } from '../../src/tasks/attempt.js';
+import {
+  cancelAttempt,
+  failAttempt,
+  releaseAttempt,
+  retryAttemptLater,
+  succeedAttempt,
+} from '../../src/tasks/attempt.js';
 import { cancelTask, type CancelOutcome } from '../../src/tasks/cancel.js';
+import { requeueTask } from '../../src/tasks/requeue.js';
 import type { TaskRow } from '../../src/tasks/rows.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { NO_HINTS } from '../../src/db/notifier.js';
@@ -121,4 +128,49 @@ describe('cancel racing claims, retries and releases', () => {
     expect(finals).toHaveLength(TASKS);
     expect(problems).toEqual([]);
   }, 60_000);
+
+  it("lets a retry (requeue) race a cancel and the failed attempt's late write, and answers agree with the end state", async () => {
+    const provider = 'requeue-race';
+    const workerId = randomUUID();
+    await addWorker(workerPool, workerId);
+    const tasks: TaskRow[] = [];
+    for (let i = 0; i < 40; i++) tasks.push(await enqueueTask(workerPool, { userId, provider }));
+    const claimed = await claimTasks(workerPool, NO_HINTS, {
+      provider,
+      workerId,
+      want: tasks.length,
+      providerLimit: 1000,
+      deadAfterMs: 30_000,
+    });
+    const leases = claimed.map((task) => ({ taskId: task.id, token: task.lease_token!, provider }));
+    for (const lease of leases) {
+      expect(await failAttempt(workerPool, NO_HINTS, lease, { code: 'X', message: 'failed' }, 0)).toBe(true);
+    }
+
+    const results = await Promise.all(
+      leases.map(async (lease) => {
+        const [requeued, canceled, lateWrite] = await Promise.all([
+          sleep(Math.random() * 5).then(() => requeueTask(workerPool, NO_HINTS, userId, lease.taskId)),
+          sleep(Math.random() * 5).then(() => cancelTask(cancelPool, NO_HINTS, userId, lease.taskId)),
+          sleep(Math.random() * 5).then(() =>
+            succeedAttempt(cancelPool, NO_HINTS, lease, { predictTimeSeconds: 0, images: [] }),
+          ),
+        ]);
+        const { rows } = await cancelPool.query('SELECT status FROM tasks WHERE id = $1', [lease.taskId]);
+        return { id: lease.taskId, requeued: requeued !== undefined, canceled, lateWrite, status: rows[0].status };
+      }),
+    );
+    // The retry always wins over a failed task; the cancel either came first (and found it
+    // finished) or came after and canceled the queued retry; the dead attempt never writes.
+    const wrong = results.filter(
+      (r) =>
+        !r.requeued ||
+        r.lateWrite ||
+        !(
+          (r.canceled === 'already_finished' && r.status === 'queued') ||
+          (r.canceled === 'canceled' && r.status === 'canceled')
+        ),
+    );
+    expect(wrong).toEqual([]);
+  });
 });
