@@ -102,14 +102,26 @@ export function succeedAttempt(
   });
 }
 
+/**
+ * A running task whose cancel was requested may not go back to the queue (a retry or a shutdown
+ * would resurrect it): where RETRY_LATER and RELEASE would queue it, it ends `canceled`.
+ */
+const QUEUED_UNLESS_CANCELED = `CASE WHEN cancel_requested_at IS NULL THEN 'queued' ELSE 'canceled' END`;
+const FINISHED_IF_CANCELED = `CASE WHEN cancel_requested_at IS NULL THEN NULL ELSE now() END`;
+/** The event for a row that went through QUEUED_UNLESS_CANCELED. */
+const requeuedEventSql = (queuedType: TaskEventType) =>
+  `CASE t.status WHEN 'queued' THEN ${sqlLiteral(queuedType)} ELSE ${sqlLiteral(TaskEventType.canceled)} END`;
+
 /** Back to the queue after `delayMs`, keeping the task's fair-queuing tag (it was already due). */
 const RETRY_LATER = `
 WITH t AS (
-  UPDATE tasks SET status = 'queued', stage = NULL, progress = 0, error = $3,
+  UPDATE tasks SET status = ${QUEUED_UNLESS_CANCELED}, finished_at = ${FINISHED_IF_CANCELED},
+                   stage = NULL, progress = 0,
+                   error = CASE WHEN cancel_requested_at IS NULL THEN $3::jsonb END,
                    run_after = now() + make_interval(secs => $4::double precision / 1000),
                    worker_id = NULL, lease_token = NULL, predict_time = $5, updated_at = now()
   WHERE ${FENCE} RETURNING *
-), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.retrying))})
+), event AS (${insertEventsSql('t', requeuedEventSql(TaskEventType.retrying))})
 SELECT 1 FROM t`;
 
 export function retryAttemptLater(
@@ -167,10 +179,11 @@ export function cancelAttempt(db: Queryable, hints: Hints, lease: Lease, predict
  */
 const RELEASE = `
 WITH t AS (
-  UPDATE tasks SET status = 'queued', attempt = greatest(attempt - 1, 0), stage = NULL, progress = 0,
+  UPDATE tasks SET status = ${QUEUED_UNLESS_CANCELED}, finished_at = ${FINISHED_IF_CANCELED},
+                   attempt = greatest(attempt - 1, 0), stage = NULL, progress = 0,
                    worker_id = NULL, lease_token = NULL, run_after = now(), updated_at = now()
   WHERE ${FENCE} RETURNING *
-), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
+), event AS (${insertEventsSql('t', requeuedEventSql(TaskEventType.queued))})
 SELECT 1 FROM t`;
 
 export function releaseAttempt(db: Queryable, hints: Hints, lease: Lease): Promise<boolean> {

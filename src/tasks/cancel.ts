@@ -4,30 +4,35 @@ import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 
 /**
- * A queued task is canceled by this one statement; whichever of it and a claim locks the row
- * first wins, so there is no window where both succeed. A running task only gets
- * `cancel_requested_at` and a hint to its worker, which aborts the adapter and writes the
+ * One UPDATE over both unfinished states: a queued task ends `canceled` at once; a running one
+ * gets `cancel_requested_at` and a hint to its worker, which aborts the adapter and writes the
  * final `canceled` itself (fenced by its lease); the heartbeat repeats the request if the
- * NOTIFY is lost.
+ * NOTIFY is lost, and a running task sent back to the queue with the request set (a retry, a
+ * release, a rescue) ends `canceled` instead.
+ *
+ * Why one statement over `status IN ('queued', 'running')`: when a claim, retry or release
+ * changes the row while this waits for its lock, READ COMMITTED re-checks the WHERE against the
+ * new row and the SET applies to it, so the cancel always lands on an unfinished task. (Two
+ * UPDATEs, one per status, share one snapshot: the one that saw the old status finds the row
+ * changed, and the other never saw the new status, so the cancel was dropped.)
  */
 const CANCEL = `
-WITH queued AS (
-  UPDATE tasks SET status = 'canceled', stage = NULL, finished_at = now(), updated_at = now(),
-                   cancel_requested_at = now()
-  WHERE id = $1 AND user_id = $2 AND status = 'queued'
+WITH t AS (
+  UPDATE tasks SET
+    status = CASE WHEN status = 'queued' THEN 'canceled' ELSE status END,
+    stage = CASE WHEN status = 'queued' THEN NULL ELSE stage END,
+    finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+    cancel_requested_at = coalesce(cancel_requested_at, now()),
+    updated_at = now()
+  WHERE id = $1 AND user_id = $2 AND status IN ('queued', 'running')
   RETURNING *
-), running AS (
-  UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-  WHERE id = $1 AND user_id = $2 AND status = 'running'
-  RETURNING *
-), queued_event AS (
-  ${insertEventsSql('queued', sqlLiteral(TaskEventType.canceled))}
-), running_event AS (
-  ${insertEventsSql('running', sqlLiteral(TaskEventType.cancelRequested))}
+), event AS (
+  ${insertEventsSql(
+    't',
+    `CASE t.status WHEN 'canceled' THEN ${sqlLiteral(TaskEventType.canceled)} ELSE ${sqlLiteral(TaskEventType.cancelRequested)} END`,
+  )}
 )
-SELECT 'canceled' AS outcome FROM queued
-UNION ALL
-SELECT 'cancel_requested' FROM running`;
+SELECT CASE status WHEN 'canceled' THEN 'canceled' ELSE 'cancel_requested' END AS outcome FROM t`;
 
 export type CancelOutcome = 'canceled' | 'cancel_requested' | 'already_finished' | 'not_found';
 

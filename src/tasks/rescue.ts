@@ -7,21 +7,24 @@ import { insertEventsSql } from './events.js';
 export const MAX_RESCUES = 3;
 
 /**
- * Running tasks whose worker has gone silent (or vanished), or whose attempt passed the hard
- * timeout, go back to the queue with their original fair-queuing tag, so they run next. The
- * lost attempt still counts; past max attempts, or past MAX_RESCUES, the task fails; a task
- * whose cancel was requested ends canceled. Any process may run this at any time: SKIP LOCKED
- * and the status guard make concurrent rescuers harmless.
+ * Running tasks whose worker is no longer alive (silent for dead-after, or vanished), or whose
+ * attempt passed the hard timeout, go back to the queue with their original fair-queuing tag,
+ * so they run next. The lost attempt still counts; past max attempts, or past MAX_RESCUES, the
+ * task fails; a task whose cancel was requested ends canceled. Any process may run this at any
+ * time: SKIP LOCKED and the status guard make concurrent rescuers harmless.
+ *
+ * "Alive" is `easel_worker_alive` (migration 0002), the rule claims count slots by: silence
+ * counts from the later of the last heartbeat and the database server's start, so the first
+ * pass after a database restart does not declare every worker dead.
  */
 const RESCUE = `
 WITH lost AS (
   SELECT t.id,
-         CASE WHEN w.id IS NULL OR w.last_seen_at < now() - make_interval(secs => $1::double precision / 1000)
-              THEN '${TaskErrorCodes.WORKER_LOST}' ELSE '${TaskErrorCodes.ATTEMPT_TIMED_OUT}' END AS reason
+         CASE WHEN easel_worker_alive(w.last_seen_at, $1) THEN '${TaskErrorCodes.ATTEMPT_TIMED_OUT}'
+              ELSE '${TaskErrorCodes.WORKER_LOST}' END AS reason
   FROM tasks t LEFT JOIN workers w ON w.id = t.worker_id
   WHERE t.status = 'running'
-    AND (w.id IS NULL
-         OR w.last_seen_at < now() - make_interval(secs => $1::double precision / 1000)
+    AND (NOT easel_worker_alive(w.last_seen_at, $1)
          OR t.started_at < now() - make_interval(secs => $2::double precision / 1000))
   FOR UPDATE OF t SKIP LOCKED
 ), t AS (
@@ -53,17 +56,24 @@ export async function rescueLostTasks(
   const { rows } = await db.query<{ id: string; status: string; provider: string }>({
     name: 'easel_rescue',
     text: RESCUE,
-    values: [limits.deadAfterMs, limits.taskTimeoutMs, MAX_RESCUES],
+    // The worker aborts its own attempt at taskTimeoutMs and records the outcome under its lease.
+    // The rescuer steps in only a dead-after later, so it never races a live worker's own timeout
+    // and takes over only an attempt whose worker is stuck.
+    values: [limits.deadAfterMs, limits.taskTimeoutMs + limits.deadAfterMs, MAX_RESCUES],
   });
   for (const row of rows) hints.taskReady(row.provider);
   if (rows.length > 0) hints.taskEvents();
   return rows;
 }
 
-/** Forget workers long silent; their tasks were rescued already. */
+/**
+ * Forget workers silent for ten times dead-after (by the same clock as the rescuer); their tasks
+ * were rescued already. A worker that comes back is safe: its heartbeat updates the row, and the
+ * DELETE re-checks a row updated under it, or the heartbeat's upsert inserts the row again.
+ */
 export async function pruneDeadWorkers(db: Queryable, deadAfterMs: number): Promise<void> {
   await db.query(
-    `DELETE FROM workers w WHERE last_seen_at < now() - make_interval(secs => $1::double precision / 1000)
+    `DELETE FROM workers w WHERE NOT easel_worker_alive(last_seen_at, $1)
        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.worker_id = w.id AND t.status = 'running')`,
     [deadAfterMs * 10],
   );

@@ -142,6 +142,7 @@ export class Worker {
             workerId: this.id,
             want: free,
             providerLimit: providerConcurrency(this.deps.queue, provider),
+            deadAfterMs: this.deps.config.deadAfterMs,
           });
           for (const task of tasks) this.startAttempt(task);
           if (tasks.length === free) {

@@ -10,6 +10,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { NO_HINTS } from '../../src/db/notifier.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { createTestDatabase, createTestPool, createUser } from '../helpers/database.js';
+import { waitForServerUptime } from '../helpers/queue.js';
 
 /** Queue behaviour through a running Easel (API + worker) on its own database. */
 describe('retries, failures and cancel', () => {
@@ -175,7 +176,7 @@ describe('queue order and fencing', () => {
     return outcome.task;
   };
   const claim = (provider: string, want = 1, providerLimit = 100) =>
-    claimTasks(pool, NO_HINTS, { provider, workerId, want, providerLimit });
+    claimTasks(pool, NO_HINTS, { provider, workerId, want, providerLimit, deadAfterMs: 30_000 });
 
   it("does not let one user's burst of 200 delay another user's later task past the burst's next few", async () => {
     const alice = await createUser(pool, 'alice');
@@ -218,7 +219,8 @@ describe('queue order and fencing', () => {
     const [first] = await claim('fence');
     // The worker goes silent; the rescuer re-queues its task and another claim takes it.
     await pool.query(`UPDATE workers SET last_seen_at = now() - interval '1 hour' WHERE id = $1`, [workerId]);
-    const rescued = await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
+    await waitForServerUptime(pool, 1000);
+    const rescued = await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 1000, taskTimeoutMs: 300_000 });
     expect(rescued.map((row) => row.id)).toContain(task.id);
     await pool.query(`UPDATE workers SET last_seen_at = now() WHERE id = $1`, [workerId]);
     const [second] = await claim('fence');
@@ -279,7 +281,8 @@ describe('queue order and fencing', () => {
     await pool.query('UPDATE tasks SET max_attempts = 1 WHERE id = $1', [task.id]);
     await claim('lost');
     await pool.query(`UPDATE workers SET last_seen_at = now() - interval '1 hour' WHERE id = $1`, [workerId]);
-    await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 30_000, taskTimeoutMs: 300_000 });
+    await waitForServerUptime(pool, 1000);
+    await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 1000, taskTimeoutMs: 300_000 });
     await pool.query(`UPDATE workers SET last_seen_at = now() WHERE id = $1`, [workerId]);
     const { rows } = await pool.query('SELECT status, error FROM tasks WHERE id = $1', [task.id]);
     expect(rows[0]).toMatchObject({ status: 'failed', error: { code: 'WORKER_LOST' } });
