@@ -69,7 +69,9 @@ export async function withUntimedClient<T>(pool: pg.Pool, work: (client: pg.Pool
  * wrong": a write that failed this way may succeed when tried again later.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const { code, message, syscall } = (error ?? {}) as { code?: unknown; message?: unknown; syscall?: unknown };
+  // A Unix socket that is gone: the local server is down.
+  if (code === 'ENOENT' && syscall === 'connect') return true;
   if (typeof code === 'string') {
     // Class 08: connection exceptions; 57P01–57P03: shutdown / cannot connect now;
     // 53300: too many connections; 57014: statement canceled by its timeout.
