@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
+import { ConfigError, readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -21,6 +21,8 @@ export interface Config {
   worker: WorkerConfig;
   sseHeartbeatMs: number;
   waitMaxSeconds: number;
+  /** Server-side statement_timeout (and, with a margin, the client-side query timeout) of the pool. */
+  dbStatementTimeoutMs: number;
 }
 
 export interface QueueConfig {
@@ -42,7 +44,10 @@ export interface WorkerConfig {
   /** Hard limit on one attempt, however alive its worker looks. */
   taskTimeoutMs: number;
   pollIntervalMs: number;
+  /** Always below deadAfterMs: the worker keeps heartbeating while it drains. */
   shutdownGraceMs: number;
+  /** A worker that cannot reach the database this long exits non-zero for its supervisor. */
+  databaseGiveUpMs: number;
 }
 
 const SECOND = 1000;
@@ -76,14 +81,25 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       rescueIntervalMs: readInt(env, 'EASEL_RESCUE_INTERVAL_MS', 5 * SECOND, { min: 100, max: 600 * SECOND }),
       taskTimeoutMs: readInt(env, 'EASEL_TASK_TIMEOUT_MS', 300 * SECOND, { min: SECOND, max: 24 * 3600 * SECOND }),
       pollIntervalMs: readInt(env, 'EASEL_POLL_INTERVAL_MS', SECOND, { min: 10, max: 60 * SECOND }),
-      shutdownGraceMs: readInt(env, 'EASEL_SHUTDOWN_GRACE_MS', 30 * SECOND, { min: 0, max: 3600 * SECOND }),
+      shutdownGraceMs: readInt(env, 'EASEL_SHUTDOWN_GRACE_MS', 20 * SECOND, { min: 0, max: 3600 * SECOND }),
+      databaseGiveUpMs: readInt(env, 'EASEL_DATABASE_GIVE_UP_MS', 300 * SECOND, {
+        min: SECOND,
+        max: 7 * 24 * 3600 * SECOND,
+      }),
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),
+    dbStatementTimeoutMs: readInt(env, 'EASEL_DB_STATEMENT_TIMEOUT_MS', 30 * SECOND, { min: 100, max: 3600 * SECOND }),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new Error(
       `EASEL_WORKER_DEAD_AFTER_MS (${config.worker.deadAfterMs}) must be at least twice EASEL_HEARTBEAT_MS (${config.worker.heartbeatMs}), or live workers would be declared dead`,
+    );
+  }
+  if (config.worker.shutdownGraceMs >= config.worker.deadAfterMs) {
+    // Peers would presume a draining worker dead and run its tasks a second time.
+    throw new ConfigError(
+      `EASEL_SHUTDOWN_GRACE_MS (${config.worker.shutdownGraceMs}) must be less than EASEL_WORKER_DEAD_AFTER_MS (${config.worker.deadAfterMs}), or other workers would rescue the tasks of a worker that is still finishing them`,
     );
   }
   return Object.freeze(config);

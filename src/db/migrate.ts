@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { Pool } from './pool.js';
+import { withUntimedClient, type Pool, type PoolClient } from './pool.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('./migrations/', import.meta.url));
 // Any constant works; it only has to be the same in every Easel process.
@@ -15,8 +15,12 @@ export async function listMigrations(): Promise<string[]> {
  * Apply pending migrations in order, each in its own transaction. An advisory lock makes
  * concurrent starts (several API and worker processes) wait for one another instead of racing.
  */
-export async function migrate(pool: Pool, log?: Logger): Promise<string[]> {
-  const client = await pool.connect();
+export function migrate(pool: Pool, log?: Logger): Promise<string[]> {
+  // Migrations may outlast the pool's statement timeout (index builds, waiting for the lock).
+  return withUntimedClient(pool, (client) => applyPending(client, log));
+}
+
+async function applyPending(client: PoolClient, log?: Logger): Promise<string[]> {
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     await client.query(
@@ -45,7 +49,6 @@ export async function migrate(pool: Pool, log?: Logger): Promise<string[]> {
     return ran;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
-    client.release();
   }
 }
 

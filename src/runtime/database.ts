@@ -18,7 +18,7 @@ const EMBEDDED_DATABASE = 'easel';
  * with an `easel` database created on first start.
  */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'embeddedPostgresPort'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'embeddedPostgresPort' | 'dbStatementTimeoutMs'>,
   log: Logger,
   options: { poolSize?: number } = {},
 ): Promise<Database> {
@@ -43,7 +43,7 @@ export async function openDatabase(
       'using embedded PostgreSQL because DATABASE_URL is not set',
     );
   }
-  const pool = createPool(connectionString, { max: options.poolSize });
+  const pool = createPool(connectionString, { max: options.poolSize, statementTimeoutMs: config.dbStatementTimeoutMs });
   return {
     connectionString,
     pool,

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assertSafeKey, type Storage } from './storage.js';
 
@@ -31,6 +31,13 @@ export function createLocalStorage(root: string): Storage {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw error;
+      }
+    },
+    async delete(key) {
+      try {
+        await unlink(resolve(key));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
     },
     async check() {

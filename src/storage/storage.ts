@@ -9,6 +9,8 @@ export interface Storage {
   put(key: string, data: Buffer, contentType: string): Promise<void>;
   /** A stream of the object, or undefined when it does not exist. */
   get(key: string): Promise<{ body: Readable; size: number } | undefined>;
+  /** Remove an object nobody will record (a discarded attempt's image); a missing key is fine. */
+  delete(key: string): Promise<void>;
   /** Cheap check used by /readyz. */
   check(): Promise<void>;
 }

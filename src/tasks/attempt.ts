@@ -61,6 +61,15 @@ export async function saveProviderRef(db: Queryable, lease: Lease, ref: string):
   return (rowCount ?? 0) > 0;
 }
 
+/** Which of `keys` are recorded for the task: a write whose answer was lost may still have won. */
+export async function recordedImageKeys(db: Queryable, taskId: string, keys: string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ storage_key: string }>(
+    'SELECT storage_key FROM task_images WHERE task_id = $1 AND storage_key = ANY($2::text[])',
+    [taskId, keys],
+  );
+  return new Set(rows.map((row) => row.storage_key));
+}
+
 /** An image already in storage, about to be recorded with its task. */
 export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at'>;
 
@@ -112,12 +121,17 @@ const FINISHED_IF_CANCELED = `CASE WHEN cancel_requested_at IS NULL THEN NULL EL
 const requeuedEventSql = (queuedType: TaskEventType) =>
   `CASE t.status WHEN 'queued' THEN ${sqlLiteral(queuedType)} ELSE ${sqlLiteral(TaskEventType.canceled)} END`;
 
-/** Back to the queue after `delayMs`, keeping the task's fair-queuing tag (it was already due). */
+/**
+ * Back to the queue after `delayMs`, keeping the task's fair-queuing tag (it was already due).
+ * provider_ref is cleared unless `$6` says the upstream request is still alive, so the next
+ * attempt does not "resume" a request that just failed.
+ */
 const RETRY_LATER = `
 WITH t AS (
   UPDATE tasks SET status = ${QUEUED_UNLESS_CANCELED}, finished_at = ${FINISHED_IF_CANCELED},
                    stage = NULL, progress = 0,
                    error = CASE WHEN cancel_requested_at IS NULL THEN $3::jsonb END,
+                   provider_ref = CASE WHEN $6::boolean THEN provider_ref END,
                    run_after = now() + make_interval(secs => $4::double precision / 1000),
                    worker_id = NULL, lease_token = NULL, predict_time = $5, updated_at = now()
   WHERE ${FENCE} RETURNING *
@@ -131,11 +145,12 @@ export function retryAttemptLater(
   error: TaskError,
   delayMs: number,
   predictTimeSeconds: number,
+  options: { keepProviderRef: boolean },
 ): Promise<boolean> {
   return fencedWrite(db, hints, lease, {
     name: 'easel_retry_later',
     text: RETRY_LATER,
-    values: [lease.taskId, lease.token, error, delayMs, predictTimeSeconds],
+    values: [lease.taskId, lease.token, error, delayMs, predictTimeSeconds, options.keepProviderRef],
     freesSlot: true,
   });
 }

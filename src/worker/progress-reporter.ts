@@ -6,33 +6,45 @@
  * writes in flight at once (a stage change that arrives meanwhile is written right after).
  * The final state comes with the attempt's own result.
  */
+export interface ProgressReporter {
+  /** Called by the adapter, as often as it likes. */
+  report(stage: string, pct?: number): void;
+  /**
+   * Write nothing more: drop what is pending, ignore later reports, and resolve once a write in
+   * flight has finished. Awaited before an attempt's final write, so no progress event of an
+   * attempt can follow its terminal event.
+   */
+  stop(): Promise<void>;
+}
+
 export function createProgressReporter(
   write: (stage: string, pct: number) => Promise<unknown>,
   options: { minIntervalMs: number; onError: (error: unknown) => void },
-): (stage: string, pct?: number) => void {
+): ProgressReporter {
   const startedAt = Date.now();
   let lastStage: string | undefined;
   let lastPct = -1;
   let lastWriteAt = startedAt;
-  let inFlight = false;
+  let inFlight: Promise<void> | undefined;
   let pending: { stage: string; pct: number } | undefined;
+  let stopped = false;
 
   const send = (stage: string, pct: number): void => {
     lastStage = stage;
     lastPct = pct;
     lastWriteAt = Date.now();
-    inFlight = true;
-    write(stage, pct)
-      .catch(options.onError)
+    inFlight = write(stage, pct)
+      .then(() => undefined, options.onError)
       .finally(() => {
-        inFlight = false;
+        inFlight = undefined;
         const next = pending;
         pending = undefined;
-        if (next) send(next.stage, next.pct);
+        if (next && !stopped) send(next.stage, next.pct);
       });
   };
 
-  return (stage, pct) => {
+  const report = (stage: string, pct?: number): void => {
+    if (stopped) return;
     const progress = Math.max(0, Math.min(100, Math.round(pct ?? 0)));
     const now = Date.now();
     if (now - startedAt < options.minIntervalMs) return;
@@ -44,4 +56,13 @@ export function createProgressReporter(
     if (!stageChanged && (progress === lastPct || now - lastWriteAt < options.minIntervalMs)) return;
     send(stage, progress);
   };
+
+  const stop = async (): Promise<void> => {
+    stopped = true;
+    pending = undefined;
+    // A write in flight may chain one pending write in its `finally`; `stopped` prevents that.
+    while (inFlight) await inFlight;
+  };
+
+  return { report, stop };
 }

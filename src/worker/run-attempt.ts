@@ -13,6 +13,7 @@ import type { Storage } from '../storage/storage.js';
 import {
   cancelAttempt,
   failAttempt,
+  recordedImageKeys,
   releaseAttempt,
   reportProgress,
   retryAttemptLater,
@@ -22,11 +23,16 @@ import {
 } from '../tasks/attempt.js';
 import type { Lease, TaskRow } from '../tasks/rows.js';
 import { createProgressReporter } from './progress-reporter.js';
+import { untilDatabaseAnswers } from './until-database-answers.js';
 
 /** Why the worker pulled the plug on an attempt; carried as the AbortSignal's reason. */
 export class AttemptAborted extends Error {
   override name = 'AbortError';
-  constructor(readonly why: 'cancel' | 'shutdown' | 'timeout') {
+  /**
+   * `lease_lost`: the database gave the task to someone else (a rescue while this worker looked
+   * dead): stop calling the provider and record nothing, the task is no longer ours.
+   */
+  constructor(readonly why: 'cancel' | 'shutdown' | 'timeout' | 'lease_lost') {
     super(`attempt aborted: ${why}`);
   }
 }
@@ -39,65 +45,122 @@ export interface AttemptDeps {
   queue: QueueConfig;
   log: Logger;
   progressIntervalMs: number;
+  /** Fires when the worker stops waiting for the database to write outcomes (see untilDatabaseAnswers). */
+  abandon: AbortSignal;
 }
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
 
-/** Run one claimed attempt to its end and record the outcome, fenced by the attempt's lease. */
-export async function runAttempt(deps: AttemptDeps, task: TaskRow, signal: AbortSignal): Promise<void> {
+/** What a stored error says about an unexpected throwable; the details go to the worker log only. */
+export const INTERNAL_ERROR_MESSAGE = 'internal error while running the attempt; see the worker log';
+
+const abortReason = (signal: AbortSignal): AttemptAborted['why'] | undefined =>
+  signal.aborted && signal.reason instanceof AttemptAborted ? signal.reason.why : undefined;
+
+/**
+ * Run one claimed attempt to its end and record the outcome, fenced by the attempt's lease.
+ * Invariants: the progress reporter is stopped (and its last write finished) before the final
+ * write, so no event of the attempt follows its terminal one; images end up recorded with the
+ * task or deleted, never left behind by an attempt that lost.
+ */
+export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: AbortController): Promise<void> {
+  const signal = controller.signal;
   const lease: Lease = { taskId: task.id, token: task.lease_token!, provider: task.provider };
   const log = deps.log.child({ task: task.id, provider: task.provider, attempt: task.attempt });
   const startedAt = performance.now();
   const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
+  const progress = createProgressReporter((stage, pct) => reportProgress(deps.pool, deps.hints, lease, stage, pct), {
+    minIntervalMs: deps.progressIntervalMs,
+    onError: (error) => log.warn({ err: error }, 'progress write failed'),
+  });
+  const finish = { deps, task, lease, log };
 
+  let images: GeneratedImage[];
   try {
     const provider = deps.registry.get(task.provider);
     if (!provider) throw new UnknownProviderError(task.provider);
-    const progress = createProgressReporter((stage, pct) => reportProgress(deps.pool, deps.hints, lease, stage, pct), {
-      minIntervalMs: deps.progressIntervalMs,
-      onError: (error) => log.warn({ err: error }, 'progress write failed'),
-    });
-    const images = await provider.run(toTaskInput(task), {
+    images = await provider.run(toTaskInput(task), {
       signal,
-      progress,
+      progress: progress.report,
       saveProviderRef: async (ref) => {
-        await saveProviderRef(deps.pool, lease, ref);
+        if (await saveProviderRef(deps.pool, lease, ref)) return;
+        const lost = new AttemptAborted('lease_lost');
+        controller.abort(lost);
+        throw lost;
       },
       log,
       fetch: globalThis.fetch,
     });
-    const stored = await storeImages(deps.storage, task, lease, images);
-    const won = await succeedAttempt(deps.pool, deps.hints, lease, {
-      predictTimeSeconds: elapsedSeconds(),
-      images: stored,
-    });
-    if (!won) log.warn('attempt finished after losing its lease; result discarded');
   } catch (error) {
-    await recordFailure(deps, task, lease, error, signal, elapsedSeconds(), log);
+    await progress.stop();
+    await recordFailure(finish, error, signal, elapsedSeconds());
+    return;
   }
+  await progress.stop();
+  if (abortReason(signal) === 'lease_lost') {
+    log.warn('attempt lost its lease; result discarded');
+    return;
+  }
+  let stored: StoredImage[];
+  try {
+    stored = await storeImages(deps.storage, task, lease, images, log);
+  } catch (error) {
+    await recordFailure(finish, error, signal, elapsedSeconds());
+    return;
+  }
+  await recordSuccess(finish, stored, elapsedSeconds());
+}
+
+interface Finish {
+  deps: AttemptDeps;
+  task: TaskRow;
+  lease: Lease;
+  log: Logger;
+}
+
+async function recordSuccess(
+  { deps, task, lease, log }: Finish,
+  stored: StoredImage[],
+  seconds: number,
+): Promise<void> {
+  const retry = { abandon: deps.abandon, log, what: 'the attempt outcome' };
+  const won = await untilDatabaseAnswers(
+    () => succeedAttempt(deps.pool, deps.hints, lease, { predictTimeSeconds: seconds, images: stored }),
+    retry,
+  );
+  if (won) return;
+  // The lease is gone, or an earlier try won but its answer was lost: keep what a row references.
+  const keys = stored.map((image) => image.storage_key);
+  const recorded = await untilDatabaseAnswers(() => recordedImageKeys(deps.pool, task.id, keys), retry);
+  if (recorded.size > 0) return;
+  log.warn('attempt finished after losing its lease; result discarded');
+  await deleteImages(deps.storage, keys, log);
 }
 
 async function recordFailure(
-  deps: AttemptDeps,
-  task: TaskRow,
-  lease: Lease,
+  { deps, task, lease, log }: Finish,
   error: unknown,
   signal: AbortSignal,
   seconds: number,
-  log: Logger,
 ): Promise<void> {
-  const why = signal.aborted && signal.reason instanceof AttemptAborted ? signal.reason.why : undefined;
+  const why = abortReason(signal);
+  const retry = { abandon: deps.abandon, log, what: 'the attempt outcome' };
+  if (why === 'lease_lost') {
+    log.warn('attempt lost its lease; aborted without recording anything');
+    return;
+  }
   if (why === 'cancel') {
-    await cancelAttempt(deps.pool, deps.hints, lease, seconds);
+    await untilDatabaseAnswers(() => cancelAttempt(deps.pool, deps.hints, lease, seconds), retry);
     log.info('attempt canceled');
     return;
   }
   if (why === 'shutdown') {
-    await releaseAttempt(deps.pool, deps.hints, lease);
+    await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease), retry);
     log.info('attempt handed back to the queue for shutdown');
     return;
   }
   const failure = classify(error, why);
+  if (failure.unexpected) log.error({ err: error }, 'unexpected error in attempt');
   const decision = decideRetry({
     errorClass: failure.errorClass,
     attempt: task.attempt,
@@ -106,13 +169,18 @@ async function recordFailure(
     policy: { baseMs: deps.queue.retryBaseMs, maxMs: deps.queue.retryMaxMs },
   });
   if (decision.action === 'retry') {
-    await retryAttemptLater(deps.pool, deps.hints, lease, failure.error, decision.delayMs, seconds);
+    // Only our own timeout leaves the upstream request running; any other failure ended it.
+    const keepProviderRef = why === 'timeout';
+    await untilDatabaseAnswers(
+      () =>
+        retryAttemptLater(deps.pool, deps.hints, lease, failure.error, decision.delayMs, seconds, { keepProviderRef }),
+      retry,
+    );
     log.info({ code: failure.error.code, delayMs: decision.delayMs }, 'attempt failed; will retry');
   } else {
-    await failAttempt(deps.pool, deps.hints, lease, failure.error, seconds);
+    await untilDatabaseAnswers(() => failAttempt(deps.pool, deps.hints, lease, failure.error, seconds), retry);
     log.info({ code: failure.error.code }, 'task failed');
   }
-  if (failure.unexpected) log.error({ err: error }, 'unexpected error in attempt');
 }
 
 class UnknownProviderError extends Error {
@@ -129,7 +197,7 @@ interface Failure {
 }
 
 /** Every throwable becomes one retry class and a stored error with a non-empty message. */
-function classify(error: unknown, abortedFor: 'timeout' | undefined): Failure {
+function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined): Failure {
   if (abortedFor === 'timeout') {
     return {
       errorClass: 'retryable',
@@ -146,10 +214,11 @@ function classify(error: unknown, abortedFor: 'timeout' | undefined): Failure {
   if (error instanceof UnknownProviderError) {
     return { errorClass: 'permanent', error: { code: 'UNKNOWN_PROVIDER', message: error.message } };
   }
-  // A bug or an infrastructure hiccup (disk, database): worth another attempt, and worth a log line.
+  // A bug or an infrastructure hiccup (disk, database): worth another attempt, and worth a log
+  // line. Its text may hold file paths or database details, so the task gets a safe message.
   return {
     errorClass: 'retryable',
-    error: { code: TaskErrorCodes.INTERNAL, message: describeError(error) },
+    error: { code: TaskErrorCodes.INTERNAL, message: INTERNAL_ERROR_MESSAGE },
     unexpected: true,
   };
 }
@@ -176,15 +245,17 @@ function toTaskInput(task: TaskRow): TaskInput {
 
 /**
  * Keys carry the lease token, so bytes from a superseded attempt can never overwrite the
- * images of the attempt that won; only the winner's keys get recorded.
+ * images of the attempt that won; only the winner's keys get recorded. When one image fails to
+ * store, the others are deleted again: nothing will ever record them.
  */
 async function storeImages(
   storage: Storage,
   task: TaskRow,
   lease: Lease,
   images: GeneratedImage[],
+  log: Logger,
 ): Promise<StoredImage[]> {
-  return Promise.all(
+  const results = await Promise.allSettled(
     images.map(async (image, index) => {
       const extension = EXTENSIONS[image.contentType] ?? 'bin';
       // Sharded by the id's random tail so no folder grows huge and folders are made once.
@@ -202,4 +273,17 @@ async function storeImages(
       };
     }),
   );
+  const failed = results.find((result) => result.status === 'rejected');
+  if (!failed) return results.map((result) => (result as PromiseFulfilledResult<StoredImage>).value);
+  const written = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value.storage_key] : []));
+  await deleteImages(storage, written, log);
+  throw failed.reason;
+}
+
+/** Best effort: a file left behind wastes space, but must not change the attempt's outcome. */
+async function deleteImages(storage: Storage, keys: string[], log: Logger): Promise<void> {
+  const results = await Promise.allSettled(keys.map((key) => storage.delete(key)));
+  for (const result of results) {
+    if (result.status === 'rejected') log.warn({ err: result.reason }, 'could not delete a discarded image');
+  }
 }

@@ -8,7 +8,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
 import { claimTasks } from '../tasks/claim.js';
 import { pruneDeadWorkers, rescueLostTasks } from '../tasks/rescue.js';
-import type { TaskRow } from '../tasks/rows.js';
+import type { Lease, TaskRow } from '../tasks/rows.js';
 import { heartbeat, registerWorker, unregisterWorker } from '../tasks/workers.js';
 import { AttemptAborted, runAttempt } from './run-attempt.js';
 
@@ -25,28 +25,48 @@ export interface WorkerDeps {
 
 interface RunningAttempt {
   controller: AbortController;
+  lease: Lease;
   done: Promise<void>;
+}
+
+/** A tick that repeats on a fixed cadence; `stop` resolves once a tick in flight has finished. */
+interface Loop {
+  stop(): Promise<void>;
 }
 
 /**
  * Claims tasks for the providers it has, runs them, and keeps itself and the queue healthy:
- * a heartbeat that also carries pending cancels, a rescuer for other workers' lost tasks, and
- * a slow poll in case a NOTIFY went missing. NOTIFY only says "look now"; the rows decide.
+ * a heartbeat that also carries pending cancels and lost leases, a rescuer for other workers'
+ * lost tasks, and a slow poll in case a NOTIFY went missing. NOTIFY only says "look now"; the
+ * rows decide.
+ *
+ * A database outage is ridden out: running attempts go on, finished ones keep their outcome
+ * until it can be written, nothing new is claimed, and the heartbeat (which keeps the process
+ * alive) tries again on its cadence. Only after `databaseGiveUpMs` without one successful
+ * heartbeat does the worker give up (`gaveUp` resolves) so that its supervisor restarts it.
  */
 export class Worker {
   readonly id = uuidv7();
+  /** Resolves with the reason when the worker gives up on the database; never rejects. */
+  readonly gaveUp: Promise<string>;
+  private resolveGaveUp!: (reason: string) => void;
   private readonly running = new Map<string, RunningAttempt>();
   /** Providers that may have claimable tasks (a NOTIFY, a poll tick, or a full last claim). */
   private readonly hinted = new Set<string>();
   private claiming = false;
   private claimAgain = false;
   private stopping = false;
+  private givenUp = false;
   private lastHeartbeatOk = Date.now();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Aborted when outcomes still waiting for the database are no longer worth waiting for. */
+  private readonly abandon = new AbortController();
+  private heartbeatLoop: Loop | undefined;
+  private claimLoops: Loop[] = [];
   private readonly log: Logger;
 
   constructor(private readonly deps: WorkerDeps) {
     this.log = deps.log.child({ worker: this.id });
+    this.gaveUp = new Promise((resolve) => (this.resolveGaveUp = resolve));
   }
 
   get activeTasks(): number {
@@ -55,26 +75,28 @@ export class Worker {
 
   async start(): Promise<void> {
     await registerWorker(this.deps.pool, { id: this.id, concurrency: this.deps.config.concurrency });
+    this.lastHeartbeatOk = Date.now();
     this.deps.listener.on('notification', this.onNotification);
     this.deps.listener.on('reconnected', this.onPollTick);
     const { heartbeatMs, rescueIntervalMs, pollIntervalMs } = this.deps.config;
-    this.every(heartbeatMs, () => this.beat());
-    this.every(rescueIntervalMs, () => this.rescue());
-    this.every(pollIntervalMs, this.onPollTick);
+    // The heartbeat's timer is the one that keeps the process alive: with the database gone
+    // there is no socket left to do it, and the worker must outlast the outage.
+    this.heartbeatLoop = this.every(heartbeatMs, () => this.beat(), { holdsProcess: true });
+    this.claimLoops = [this.every(rescueIntervalMs, () => this.rescue()), this.every(pollIntervalMs, this.onPollTick)];
     this.log.info({ concurrency: this.deps.config.concurrency, providers: this.deps.registry.ids() }, 'worker started');
     this.onPollTick();
   }
 
   /**
    * Stop claiming, give running attempts `graceMs` to finish, then abort the rest and hand them
-   * back to the queue (uncounted) so another worker picks them up at once.
+   * back to the queue (uncounted) so another worker picks them up at once. The heartbeat goes on
+   * until the end: a draining worker must not look dead to its peers' rescuers.
    */
-  async stop(graceMs = this.deps.config.shutdownGraceMs): Promise<void> {
+  async stop(graceMs = this.givenUp ? 0 : this.deps.config.shutdownGraceMs): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const timer of this.timers) clearTimeout(timer);
-    this.deps.listener.off('notification', this.onNotification);
     this.deps.listener.off('reconnected', this.onPollTick);
+    await Promise.all(this.claimLoops.map((loop) => loop.stop()));
     const all = () => Promise.allSettled([...this.running.values()].map((attempt) => attempt.done));
     if (this.running.size > 0) {
       this.log.info({ running: this.running.size, graceMs }, 'waiting for running tasks');
@@ -83,28 +105,52 @@ export class Worker {
       clearTimeout(timer);
     }
     for (const attempt of this.running.values()) attempt.controller.abort(new AttemptAborted('shutdown'));
+    // Hand-backs get one try; outcomes still waiting for the database stop waiting.
+    this.abandon.abort();
     await all();
+    await this.heartbeatLoop?.stop();
+    this.deps.listener.off('notification', this.onNotification);
     await unregisterWorker(this.deps.pool, this.id).catch((error: unknown) =>
       this.log.warn({ err: error }, 'could not unregister worker'),
     );
     this.log.info('worker stopped');
   }
 
-  private every(intervalMs: number, tick: () => unknown): void {
-    // ±20% jitter keeps many workers from marching in step against the database.
+  /**
+   * Run `tick` every `intervalMs` (±20% jitter keeps many workers from marching in step against
+   * the database). The cadence does not wait for a slow tick, and a tick still in flight when
+   * the next is due is not doubled: that one is skipped.
+   */
+  private every(intervalMs: number, tick: () => unknown, options: { holdsProcess?: boolean } = {}): Loop {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let inFlight: Promise<void> | undefined;
     const schedule = () => {
-      const timer = setTimeout(
-        async () => {
-          this.timers.delete(timer);
-          await tick();
-          if (!this.stopping) schedule();
+      timer = setTimeout(
+        () => {
+          if (stopped) return;
+          schedule();
+          if (inFlight) return;
+          inFlight = Promise.resolve()
+            .then(tick)
+            .then(
+              () => undefined,
+              (error: unknown) => this.log.error({ err: error }, 'worker tick failed'),
+            )
+            .finally(() => (inFlight = undefined));
         },
         intervalMs * (0.8 + 0.4 * Math.random()),
       );
-      timer.unref();
-      this.timers.add(timer);
+      if (!options.holdsProcess) timer.unref();
     };
     schedule();
+    return {
+      async stop() {
+        stopped = true;
+        clearTimeout(timer);
+        await inFlight;
+      },
+    };
   }
 
   private readonly onNotification = (channel: string, payload: string): void => {
@@ -168,26 +214,47 @@ export class Worker {
 
   private startAttempt(task: TaskRow): void {
     const controller = new AbortController();
+    const lease: Lease = { taskId: task.id, token: task.lease_token!, provider: task.provider };
     const timeout = setTimeout(() => controller.abort(new AttemptAborted('timeout')), this.deps.config.taskTimeoutMs);
     if (task.cancel_requested_at) controller.abort(new AttemptAborted('cancel'));
-    const done = runAttempt({ ...this.deps, log: this.log, progressIntervalMs: 500 }, task, controller.signal)
+    const deps = { ...this.deps, log: this.log, progressIntervalMs: 500, abandon: this.abandon.signal };
+    // The slot stays taken until the outcome is written, however long the database is away.
+    const done = runAttempt(deps, task, controller)
       .catch((error: unknown) => this.log.error({ err: error, task: task.id }, 'could not record attempt outcome'))
       .finally(() => {
         clearTimeout(timeout);
         this.running.delete(task.id);
         if (this.hinted.size > 0) void this.claimPass();
       });
-    this.running.set(task.id, { controller, done });
+    this.running.set(task.id, { controller, lease, done });
   }
 
   private async beat(): Promise<void> {
+    const { config } = this.deps;
+    const leases = [...this.running.values()].map((attempt) => attempt.lease);
+    // Long enough for a loaded database, short enough that the worker is not presumed dead
+    // while one round trip hangs on a silent connection.
+    const timeoutMs = Math.min(Math.max(config.heartbeatMs, 2_000), config.deadAfterMs / 2);
     try {
-      const cancels = await heartbeat(this.deps.pool, { id: this.id, concurrency: this.deps.config.concurrency });
+      const answer = await heartbeat(this.deps.pool, { id: this.id, concurrency: config.concurrency }, leases, {
+        timeoutMs,
+      });
       this.lastHeartbeatOk = Date.now();
-      for (const taskId of cancels) this.running.get(taskId)?.controller.abort(new AttemptAborted('cancel'));
+      for (const taskId of answer.cancel) this.running.get(taskId)?.controller.abort(new AttemptAborted('cancel'));
+      for (const taskId of answer.lost) this.running.get(taskId)?.controller.abort(new AttemptAborted('lease_lost'));
     } catch (error) {
-      this.log.warn({ err: error }, 'heartbeat failed');
+      const downForMs = Date.now() - this.lastHeartbeatOk;
+      this.log.warn({ err: error, downForMs }, 'heartbeat failed');
+      if (downForMs > config.databaseGiveUpMs) this.giveUp(downForMs);
     }
+  }
+
+  private giveUp(downForMs: number): void {
+    if (this.givenUp) return;
+    this.givenUp = true;
+    const reason = `the database has been unreachable for ${Math.round(downForMs / 1000)} s, longer than EASEL_DATABASE_GIVE_UP_MS (${this.deps.config.databaseGiveUpMs} ms); giving up`;
+    this.log.error({ downForMs, running: this.running.size }, reason);
+    this.resolveGaveUp(reason);
   }
 
   private async rescue(): Promise<void> {

@@ -24,6 +24,13 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL="loud" is not valid: expected one of/],
     [{ EASEL_PROVIDER_CONCURRENCY: 'sketch' }, /EASEL_PROVIDER_CONCURRENCY has a bad entry "sketch"/],
     [{ EASEL_HEARTBEAT_MS: '20000', EASEL_WORKER_DEAD_AFTER_MS: '30000' }, /at least twice EASEL_HEARTBEAT_MS/],
+    [
+      { EASEL_SHUTDOWN_GRACE_MS: '30000', EASEL_WORKER_DEAD_AFTER_MS: '30000' },
+      /EASEL_SHUTDOWN_GRACE_MS \(30000\) must be less than EASEL_WORKER_DEAD_AFTER_MS/,
+    ],
+    [{ EASEL_WORKER_DEAD_AFTER_MS: '10000' }, /EASEL_SHUTDOWN_GRACE_MS \(20000\) must be less than/],
+    [{ EASEL_DB_STATEMENT_TIMEOUT_MS: '5' }, /EASEL_DB_STATEMENT_TIMEOUT_MS="5" is not valid/],
+    [{ EASEL_DATABASE_GIVE_UP_MS: 'never' }, /EASEL_DATABASE_GIVE_UP_MS="never" is not valid/],
   ])('rejects %o with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

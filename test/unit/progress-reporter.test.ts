@@ -10,7 +10,7 @@ describe('createProgressReporter', () => {
     const releases: Array<() => void> = [];
     let inFlight = 0;
     let maxInFlight = 0;
-    const report = createProgressReporter(
+    const reporter = createProgressReporter(
       async (stage, pct) => {
         writes.push([stage, pct]);
         maxInFlight = Math.max(maxInFlight, ++inFlight);
@@ -23,7 +23,7 @@ describe('createProgressReporter', () => {
       releases.shift()?.();
       await new Promise((resolve) => setImmediate(resolve));
     };
-    return { report, writes, release, maxInFlight: () => maxInFlight };
+    return { report: reporter.report, stop: reporter.stop, writes, release, maxInFlight: () => maxInFlight };
   }
 
   it('writes nothing for an attempt that finishes within the first interval', () => {
@@ -53,5 +53,35 @@ describe('createProgressReporter', () => {
     expect(writes.at(-1)).toEqual(['encoding', 99]);
     await release();
     expect(maxInFlight()).toBe(1);
+  });
+
+  it('stop() drops what is pending, ignores later reports, and resolves only after the write in flight', async () => {
+    const { report, stop, writes, release } = recorder();
+    vi.advanceTimersByTime(600);
+    report('generating', 10);
+    report('encoding', 90); // pending behind the write in flight
+    let stopped = false;
+    const stopping = stop().then(() => (stopped = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false); // the write in flight has not finished
+    report('finishing', 100); // after stop: ignored
+    await release();
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(writes).toEqual([['generating', 10]]);
+    vi.advanceTimersByTime(600);
+    report('later', 50);
+    expect(writes).toEqual([['generating', 10]]);
+  });
+
+  it('stop() resolves at once when nothing is in flight, and after a failed write', async () => {
+    const idle = recorder();
+    await idle.stop();
+    const failing = createProgressReporter(() => Promise.reject(new Error('database down')), {
+      minIntervalMs: 0,
+      onError: () => undefined,
+    });
+    failing.report('generating', 5);
+    await failing.stop();
   });
 });
