@@ -55,7 +55,7 @@ describe('cancel racing claims, retries and releases', () => {
       }
       if (Math.random() < 0.2) return releaseAttempt(workerPool, NO_HINTS, lease);
       const error = { code: 'PROVIDER_UNAVAILABLE', message: 'try again' };
-      return retryAttemptLater(workerPool, NO_HINTS, lease, error, Math.random() * 3, 0);
+      return retryAttemptLater(workerPool, NO_HINTS, lease, error, Math.random() * 3, 0, { keepProviderRef: false });
     };
     while (!until()) {
       const claimed = await claimTasks(workerPool, NO_HINTS, {
