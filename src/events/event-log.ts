@@ -11,9 +11,14 @@ export interface TaskEvent {
   at: Date;
 }
 
+/**
+ * The transaction id is read as text (`tx`, xid8 exceeds 2^53) under another name than the
+ * column: in PostgreSQL a bare `ORDER BY tx_id` picks an output column of that name before the
+ * table's, and would sort "1000" before "999". Queries here qualify every column they order by.
+ */
 interface EventRow {
   id: number;
-  tx_id: string;
+  tx: string;
   task_id: string;
   user_id: string;
   type: TaskEventType;
@@ -22,7 +27,7 @@ interface EventRow {
 }
 
 const toEvent = (row: EventRow): TaskEvent => ({
-  cursor: { txId: row.tx_id, id: row.id },
+  cursor: { txId: row.tx, id: row.id },
   taskId: row.task_id,
   userId: row.user_id,
   type: row.type,
@@ -50,11 +55,11 @@ export async function readEvents(
 ): Promise<TaskEvent[]> {
   const { rows } = await db.query<EventRow>({
     name: 'easel_read_events',
-    text: `SELECT id, tx_id::text, task_id, user_id, type, data, created_at FROM task_events
-           WHERE (tx_id, id) > ($1::xid8, $2::bigint) AND tx_id < ${HORIZON}
-             AND ($3::xid8 IS NULL OR (tx_id, id) <= ($3::xid8, $4::bigint))
-             AND ($5::uuid IS NULL OR user_id = $5) AND ($6::uuid IS NULL OR task_id = $6)
-           ORDER BY tx_id, id LIMIT $7`,
+    text: `SELECT e.id, e.tx_id::text AS tx, e.task_id, e.user_id, e.type, e.data, e.created_at FROM task_events e
+           WHERE (e.tx_id, e.id) > ($1::xid8, $2::bigint) AND e.tx_id < ${HORIZON}
+             AND ($3::xid8 IS NULL OR (e.tx_id, e.id) <= ($3::xid8, $4::bigint))
+             AND ($5::uuid IS NULL OR e.user_id = $5) AND ($6::uuid IS NULL OR e.task_id = $6)
+           ORDER BY e.tx_id, e.id LIMIT $7`,
     values: [
       after.txId,
       after.id,
@@ -70,10 +75,11 @@ export async function readEvents(
 
 /** The newest settled position: where a fresh reader starts so it sees only what comes next. */
 export async function latestCursor(db: Queryable): Promise<EventCursor> {
-  const { rows } = await db.query<{ tx_id: string; id: number }>(
-    `SELECT tx_id::text, id FROM task_events WHERE tx_id < ${HORIZON} ORDER BY tx_id DESC, id DESC LIMIT 1`,
+  const { rows } = await db.query<{ tx: string; id: number }>(
+    `SELECT e.tx_id::text AS tx, e.id FROM task_events e WHERE e.tx_id < ${HORIZON}
+     ORDER BY e.tx_id DESC, e.id DESC LIMIT 1`,
   );
-  return rows[0] ? { txId: rows[0].tx_id, id: rows[0].id } : { txId: '0', id: 0 };
+  return rows[0] ? { txId: rows[0].tx, id: rows[0].id } : { txId: '0', id: 0 };
 }
 
 /**
