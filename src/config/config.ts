@@ -21,6 +21,10 @@ export interface Config {
   worker: WorkerConfig;
   sseHeartbeatMs: number;
   waitMaxSeconds: number;
+  /** Open SSE streams one user may hold on one API process. */
+  sseMaxPerUser: number;
+  /** Open SSE streams on one API process, all users together. */
+  sseMaxConnections: number;
 }
 
 export interface QueueConfig {
@@ -43,6 +47,8 @@ export interface WorkerConfig {
   taskTimeoutMs: number;
   pollIntervalMs: number;
   shutdownGraceMs: number;
+  /** Task events older than this are pruned by the workers' maintenance; 0 keeps them forever. */
+  eventRetentionHours: number;
 }
 
 const SECOND = 1000;
@@ -77,9 +83,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       taskTimeoutMs: readInt(env, 'EASEL_TASK_TIMEOUT_MS', 300 * SECOND, { min: SECOND, max: 24 * 3600 * SECOND }),
       pollIntervalMs: readInt(env, 'EASEL_POLL_INTERVAL_MS', SECOND, { min: 10, max: 60 * SECOND }),
       shutdownGraceMs: readInt(env, 'EASEL_SHUTDOWN_GRACE_MS', 30 * SECOND, { min: 0, max: 3600 * SECOND }),
+      eventRetentionHours: readInt(env, 'EASEL_EVENT_RETENTION_HOURS', 168, { min: 0, max: 10 * 365 * 24 }),
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),
+    sseMaxPerUser: readInt(env, 'EASEL_SSE_MAX_PER_USER', 20, { min: 1, max: 100_000 }),
+    sseMaxConnections: readInt(env, 'EASEL_SSE_MAX_CONNECTIONS', 1000, { min: 1, max: 1_000_000 }),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new Error(

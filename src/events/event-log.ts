@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import type { TaskEventType } from '../domain/task.js';
+import { TaskEventType, type TaskStatus } from '../domain/task.js';
 import type { EventCursor } from './cursor.js';
 
 export interface TaskEvent {
@@ -94,4 +94,44 @@ export async function hasUnsettledEvents(db: Queryable, after: EventCursor): Pro
     values: [after.txId, after.id],
   });
   return rows[0]?.waiting ?? false;
+}
+
+/** The events after which a task has nothing more to say, unless someone retries it. */
+export const FINAL_EVENT_TYPES: readonly TaskEventType[] = [
+  TaskEventType.succeeded,
+  TaskEventType.failed,
+  TaskEventType.canceled,
+];
+
+export const isFinalEvent = (event: Pick<TaskEvent, 'type'>): boolean => FINAL_EVENT_TYPES.includes(event.type);
+
+/** A task's status and the position of its latest final event, read together. */
+export interface TaskEnding {
+  status: TaskStatus;
+  /** Undefined when the task never finished, or retention pruned the event. */
+  lastFinalEvent: EventCursor | undefined;
+}
+
+/**
+ * The caller's task with its latest final event, from one snapshot: a task stream needs both
+ * to tell the final event that ends it from one that a retry has since superseded.
+ */
+export async function findTaskEnding(db: Queryable, userId: string, taskId: string): Promise<TaskEnding | undefined> {
+  const { rows } = await db.query<{ status: TaskStatus; tx: string | null; id: number | null }>({
+    name: 'easel_task_ending',
+    text: `SELECT t.status, f.tx, f.id FROM tasks t
+           LEFT JOIN LATERAL (
+             SELECT e.tx_id::text AS tx, e.id FROM task_events e
+             WHERE e.task_id = t.id AND e.type = ANY($3::text[])
+             ORDER BY e.tx_id DESC, e.id DESC LIMIT 1
+           ) f ON true
+           WHERE t.id = $1 AND t.user_id = $2`,
+    values: [taskId, userId, FINAL_EVENT_TYPES],
+  });
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    status: row.status,
+    lastFinalEvent: row.tx !== null && row.id !== null ? { txId: row.tx, id: row.id } : undefined,
+  };
 }
