@@ -24,7 +24,17 @@ declare module 'fastify' {
 }
 
 export interface AppDeps {
-  config: Pick<Config, 'bodyLimitBytes' | 'publicUrl' | 'queue' | 'worker' | 'sseHeartbeatMs' | 'waitMaxSeconds'>;
+  config: Pick<
+    Config,
+    | 'bodyLimitBytes'
+    | 'publicUrl'
+    | 'queue'
+    | 'worker'
+    | 'sseHeartbeatMs'
+    | 'waitMaxSeconds'
+    | 'sseMaxPerUser'
+    | 'sseMaxConnections'
+  >;
   pool: Pool;
   registry: ProviderRegistry;
   storage: Storage;
@@ -82,7 +92,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const baseUrl = config.publicUrl ?? '';
   await app.register(taskRoutes, { tasks: deps.tasks, baseUrl, waitMaxSeconds: config.waitMaxSeconds });
-  await app.register(eventRoutes, { pool: deps.pool, hub: deps.hub, baseUrl, heartbeatMs: config.sseHeartbeatMs });
+  await app.register(eventRoutes, {
+    pool: deps.pool,
+    hub: deps.hub,
+    baseUrl,
+    heartbeatMs: config.sseHeartbeatMs,
+    limits: { perUser: config.sseMaxPerUser, total: config.sseMaxConnections },
+  });
   await app.register(imageRoutes, { pool: deps.pool, storage: deps.storage });
   await app.register(systemRoutes, {
     pool: deps.pool,

@@ -23,6 +23,10 @@ export interface Config {
   waitMaxSeconds: number;
   /** Server-side statement_timeout (and, with a margin, the client-side query timeout) of the pool. */
   dbStatementTimeoutMs: number;
+  /** Open SSE streams one user may hold on one API process. */
+  sseMaxPerUser: number;
+  /** Open SSE streams on one API process, all users together. */
+  sseMaxConnections: number;
 }
 
 export interface QueueConfig {
@@ -48,6 +52,8 @@ export interface WorkerConfig {
   shutdownGraceMs: number;
   /** A worker that cannot reach the database this long exits non-zero for its supervisor. */
   databaseGiveUpMs: number;
+  /** Task events older than this are pruned by the workers' maintenance; 0 keeps them forever. */
+  eventRetentionHours: number;
 }
 
 const SECOND = 1000;
@@ -86,10 +92,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
         min: SECOND,
         max: 7 * 24 * 3600 * SECOND,
       }),
+      eventRetentionHours: readInt(env, 'EASEL_EVENT_RETENTION_HOURS', 168, { min: 0, max: 10 * 365 * 24 }),
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),
     dbStatementTimeoutMs: readInt(env, 'EASEL_DB_STATEMENT_TIMEOUT_MS', 30 * SECOND, { min: 100, max: 3600 * SECOND }),
+    sseMaxPerUser: readInt(env, 'EASEL_SSE_MAX_PER_USER', 20, { min: 1, max: 100_000 }),
+    sseMaxConnections: readInt(env, 'EASEL_SSE_MAX_CONNECTIONS', 1000, { min: 1, max: 1_000_000 }),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new Error(

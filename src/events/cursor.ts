@@ -14,10 +14,21 @@ export function formatCursor(cursor: EventCursor): string {
   return `${cursor.txId}_${cursor.id}`;
 }
 
+/** The largest xid8: transaction ids are unsigned 64-bit. */
+const MAX_TX_ID = 2n ** 64n - 1n;
+
+/**
+ * The cursor in `text`, or undefined when it is not one this server could have sent: malformed,
+ * or out of range (a transaction id past xid8, an event id past what a JS number holds exactly,
+ * which bigserial ids never reach). Refusing here keeps such ids from failing in SQL mid-stream.
+ */
 export function parseCursor(text: string): EventCursor | undefined {
-  const match = /^(\d{1,20})_(\d{1,18})$/.exec(text.trim());
+  const match = /^(\d{1,20})_(\d{1,16})$/.exec(text.trim());
   if (!match) return undefined;
-  return { txId: match[1]!, id: Number(match[2]) };
+  const txId = BigInt(match[1]!);
+  const id = Number(match[2]);
+  if (txId > MAX_TX_ID || !Number.isSafeInteger(id)) return undefined;
+  return { txId: txId.toString(), id };
 }
 
 export function compareCursors(a: EventCursor, b: EventCursor): number {

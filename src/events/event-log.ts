@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import type { TaskEventType } from '../domain/task.js';
+import { TaskEventType, type TaskStatus } from '../domain/task.js';
 import type { EventCursor } from './cursor.js';
 
 export interface TaskEvent {
@@ -11,9 +11,14 @@ export interface TaskEvent {
   at: Date;
 }
 
+/**
+ * The transaction id is read as text (`tx`, xid8 exceeds 2^53) under another name than the
+ * column: in PostgreSQL a bare `ORDER BY tx_id` picks an output column of that name before the
+ * table's, and would sort "1000" before "999". Queries here qualify every column they order by.
+ */
 interface EventRow {
   id: number;
-  tx_id: string;
+  tx: string;
   task_id: string;
   user_id: string;
   type: TaskEventType;
@@ -22,7 +27,7 @@ interface EventRow {
 }
 
 const toEvent = (row: EventRow): TaskEvent => ({
-  cursor: { txId: row.tx_id, id: row.id },
+  cursor: { txId: row.tx, id: row.id },
   taskId: row.task_id,
   userId: row.user_id,
   type: row.type,
@@ -50,11 +55,11 @@ export async function readEvents(
 ): Promise<TaskEvent[]> {
   const { rows } = await db.query<EventRow>({
     name: 'easel_read_events',
-    text: `SELECT id, tx_id::text, task_id, user_id, type, data, created_at FROM task_events
-           WHERE (tx_id, id) > ($1::xid8, $2::bigint) AND tx_id < ${HORIZON}
-             AND ($3::xid8 IS NULL OR (tx_id, id) <= ($3::xid8, $4::bigint))
-             AND ($5::uuid IS NULL OR user_id = $5) AND ($6::uuid IS NULL OR task_id = $6)
-           ORDER BY tx_id, id LIMIT $7`,
+    text: `SELECT e.id, e.tx_id::text AS tx, e.task_id, e.user_id, e.type, e.data, e.created_at FROM task_events e
+           WHERE (e.tx_id, e.id) > ($1::xid8, $2::bigint) AND e.tx_id < ${HORIZON}
+             AND ($3::xid8 IS NULL OR (e.tx_id, e.id) <= ($3::xid8, $4::bigint))
+             AND ($5::uuid IS NULL OR e.user_id = $5) AND ($6::uuid IS NULL OR e.task_id = $6)
+           ORDER BY e.tx_id, e.id LIMIT $7`,
     values: [
       after.txId,
       after.id,
@@ -70,10 +75,11 @@ export async function readEvents(
 
 /** The newest settled position: where a fresh reader starts so it sees only what comes next. */
 export async function latestCursor(db: Queryable): Promise<EventCursor> {
-  const { rows } = await db.query<{ tx_id: string; id: number }>(
-    `SELECT tx_id::text, id FROM task_events WHERE tx_id < ${HORIZON} ORDER BY tx_id DESC, id DESC LIMIT 1`,
+  const { rows } = await db.query<{ tx: string; id: number }>(
+    `SELECT e.tx_id::text AS tx, e.id FROM task_events e WHERE e.tx_id < ${HORIZON}
+     ORDER BY e.tx_id DESC, e.id DESC LIMIT 1`,
   );
-  return rows[0] ? { txId: rows[0].tx_id, id: rows[0].id } : { txId: '0', id: 0 };
+  return rows[0] ? { txId: rows[0].tx, id: rows[0].id } : { txId: '0', id: 0 };
 }
 
 /**
@@ -88,4 +94,44 @@ export async function hasUnsettledEvents(db: Queryable, after: EventCursor): Pro
     values: [after.txId, after.id],
   });
   return rows[0]?.waiting ?? false;
+}
+
+/** The events after which a task has nothing more to say, unless someone retries it. */
+export const FINAL_EVENT_TYPES: readonly TaskEventType[] = [
+  TaskEventType.succeeded,
+  TaskEventType.failed,
+  TaskEventType.canceled,
+];
+
+export const isFinalEvent = (event: Pick<TaskEvent, 'type'>): boolean => FINAL_EVENT_TYPES.includes(event.type);
+
+/** A task's status and the position of its latest final event, read together. */
+export interface TaskEnding {
+  status: TaskStatus;
+  /** Undefined when the task never finished, or retention pruned the event. */
+  lastFinalEvent: EventCursor | undefined;
+}
+
+/**
+ * The caller's task with its latest final event, from one snapshot: a task stream needs both
+ * to tell the final event that ends it from one that a retry has since superseded.
+ */
+export async function findTaskEnding(db: Queryable, userId: string, taskId: string): Promise<TaskEnding | undefined> {
+  const { rows } = await db.query<{ status: TaskStatus; tx: string | null; id: number | null }>({
+    name: 'easel_task_ending',
+    text: `SELECT t.status, f.tx, f.id FROM tasks t
+           LEFT JOIN LATERAL (
+             SELECT e.tx_id::text AS tx, e.id FROM task_events e
+             WHERE e.task_id = t.id AND e.type = ANY($3::text[])
+             ORDER BY e.tx_id DESC, e.id DESC LIMIT 1
+           ) f ON true
+           WHERE t.id = $1 AND t.user_id = $2`,
+    values: [taskId, userId, FINAL_EVENT_TYPES],
+  });
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    status: row.status,
+    lastFinalEvent: row.tx !== null && row.id !== null ? { txId: row.tx, id: row.id } : undefined,
+  };
 }

@@ -6,6 +6,7 @@ import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
+import { pruneExpiredEvents } from '../events/retention.js';
 import { claimTasks } from '../tasks/claim.js';
 import { pruneDeadWorkers, rescueLostTasks } from '../tasks/rescue.js';
 import type { Lease, TaskRow } from '../tasks/rows.js';
@@ -262,6 +263,7 @@ export class Worker {
       const rescued = await rescueLostTasks(this.deps.pool, this.deps.hints, this.deps.config);
       if (rescued.length > 0) this.log.warn({ tasks: rescued }, 'rescued tasks from lost attempts');
       await pruneDeadWorkers(this.deps.pool, this.deps.config.deadAfterMs);
+      await pruneExpiredEvents(this.deps.pool, { retentionHours: this.deps.config.eventRetentionHours });
     } catch (error) {
       this.log.warn({ err: error }, 'rescue pass failed');
     }

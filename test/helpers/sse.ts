@@ -5,6 +5,10 @@ export interface SseRecorder {
   messages: EventSourceMessage[];
   updates(): Array<{ event_id: string; type: string; task_id: string; status: string } & Record<string, unknown>>;
   waitFor(predicate: (messages: EventSourceMessage[]) => boolean, timeoutMs?: number): Promise<void>;
+  /** Resolves when the stream ends, whether the server or `close()` ended it. */
+  ended: Promise<void>;
+  /** True once the server has ended the stream. */
+  isEnded(): boolean;
   close(): void;
 }
 
@@ -20,11 +24,15 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   const parser = createParser({ onEvent: (message) => messages.push(message) });
   const decoder = new TextDecoder();
   const reader = response.body.getReader();
-  void (async () => {
+  let endedByServer = false;
+  const ended = (async () => {
     try {
       for (;;) {
         const chunk = await reader.read();
-        if (chunk.done) return;
+        if (chunk.done) {
+          endedByServer = true;
+          return;
+        }
         parser.feed(decoder.decode(chunk.value, { stream: true }));
       }
     } catch {
@@ -42,6 +50,8 @@ export async function openSse(url: string, headers: Record<string, string> = {})
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },
+    ended,
+    isEnded: () => endedByServer,
     close: () => controller.abort(),
   };
   return recorder;

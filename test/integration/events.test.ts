@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { openSse } from '../helpers/sse.js';
+import { openSse, type SseRecorder } from '../helpers/sse.js';
 import { eventually } from '../helpers/processes.js';
 
 let easel: TestEasel;
@@ -124,5 +124,85 @@ describe('GET /v1/events', () => {
       '/v1/events?task_id=0190a0a0-0000-7000-8000-000000000000',
     );
     expect(missing.status).toBe(404);
+  });
+});
+
+describe('GET /v1/events refuses unusable resume points before the stream starts', () => {
+  it('answers 400 INVALID_EVENT_ID to a Last-Event-ID that parses but overflows xid8', async () => {
+    for (const id of ['18446744073709551616_1', '99999999999999999999_1', '5_99999999999999999']) {
+      const answer = await api<{ code: string; detail: string }>(easel.url, 'GET', '/v1/events', undefined, {
+        'last-event-id': id,
+      });
+      expect({ id, status: answer.status, code: answer.body.code }).toEqual({
+        id,
+        status: 400,
+        code: 'INVALID_EVENT_ID',
+      });
+      expect(answer.headers.get('content-type')).toContain('application/problem+json');
+    }
+  });
+
+  it('answers 400 INVALID_EVENT_ID to a Last-Event-ID from a transaction that has not happened yet', async () => {
+    const answer = await api<{ code: string }>(easel.url, 'GET', '/v1/events', undefined, {
+      'last-event-id': '18446744073709551615_1',
+    });
+    expect(answer.status).toBe(400);
+    expect(answer.body.code).toBe('INVALID_EVENT_ID');
+  });
+});
+
+describe('GET /v1/events?task_id= ends after the final event', () => {
+  const submit = (prompt: string, options: Record<string, unknown> = {}) =>
+    api(easel.url, 'POST', '/v1/tasks', { prompt, width: 64, height: 64, ...options });
+  const doneOf = (stream: SseRecorder) =>
+    stream.messages.filter((m) => m.event === 'done').map((m) => JSON.parse(m.data) as Record<string, unknown>);
+
+  it('sends done with the final status after the final update, then closes', async () => {
+    const { body: task } = await submit('to the end', { provider_options: { delay_ms: 300 } });
+    const stream = await openSse(`${easel.url}/v1/events?task_id=${task.id}`);
+    await Promise.race([stream.ended, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    stream.close();
+    expect(stream.isEnded()).toBe(true);
+    expect(stream.messages.at(-1)!.event).toBe('done');
+    expect(stream.messages.at(-2)!.event).toBe('task_update');
+    expect(stream.updates().at(-1)!.type).toBe('task:succeeded');
+    expect(doneOf(stream)).toEqual([{ task_id: task.id, status: 'succeeded' }]);
+  });
+
+  it('replays a task that had already finished, then sends done', async () => {
+    const { body: task } = await submit('finished before');
+    await waitForStatus(easel.url, task.id, ['succeeded']);
+    const stream = await openSse(`${easel.url}/v1/events?task_id=${task.id}`);
+    await Promise.race([stream.ended, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    stream.close();
+    expect(stream.isEnded()).toBe(true);
+    expect(stream.updates()[0]!.type).toBe('task:queued');
+    expect(stream.updates().at(-1)!.type).toBe('task:succeeded');
+    expect(doneOf(stream)).toEqual([{ task_id: task.id, status: 'succeeded' }]);
+  });
+
+  it('sends only done to a client resuming after the final event', async () => {
+    const { body: task } = await submit('resumed after the end');
+    await waitForStatus(easel.url, task.id, ['succeeded']);
+    const full = await openSse(`${easel.url}/v1/events?task_id=${task.id}`);
+    await full.ended;
+    const finalId = full.updates().at(-1)!.event_id;
+    const resumed = await openSse(`${secondApi.url}/v1/events?task_id=${task.id}`, { 'last-event-id': finalId });
+    await Promise.race([resumed.ended, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    resumed.close();
+    expect(resumed.isEnded()).toBe(true);
+    expect(resumed.updates()).toEqual([]);
+    expect(doneOf(resumed)).toEqual([{ task_id: task.id, status: 'succeeded' }]);
+  });
+
+  it('ends on a canceled task too', async () => {
+    const { body: task } = await submit('canceled', { provider_options: { delay_ms: 5000 } });
+    const stream = await openSse(`${easel.url}/v1/events?task_id=${task.id}`);
+    await stream.waitFor(() => stream.updates().length > 0);
+    await api(easel.url, 'POST', `/v1/tasks/${task.id}/cancel`);
+    await Promise.race([stream.ended, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    stream.close();
+    expect(stream.isEnded()).toBe(true);
+    expect(doneOf(stream)).toEqual([{ task_id: task.id, status: 'canceled' }]);
   });
 });

@@ -2,10 +2,13 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../../db/pool.js';
 import { ApiError } from '../../domain/errors.js';
-import { parseCursor, START_CURSOR, type EventCursor } from '../../events/cursor.js';
-import { readEvents, type TaskEvent } from '../../events/event-log.js';
+import { isTerminal } from '../../domain/task.js';
+import { compareCursors, parseCursor, START_CURSOR, type EventCursor } from '../../events/cursor.js';
+import { findTaskEnding, isFinalEvent, readEvents, type TaskEnding, type TaskEvent } from '../../events/event-log.js';
 import type { EventHub } from '../../events/hub.js';
-import { findTask } from '../../tasks/queries.js';
+import { checkResumePoint } from '../../events/retention.js';
+import { StreamSlots, type StreamLimits } from '../../events/stream-slots.js';
+import { sendProblem } from '../problem.js';
 import { ProblemSchema } from '../schemas/task.js';
 import { toTaskUpdate } from '../task-resource.js';
 
@@ -14,23 +17,28 @@ export interface EventRoutesOptions {
   hub: EventHub;
   baseUrl: string;
   heartbeatMs: number;
+  limits: StreamLimits;
 }
 
 /** A client this far behind is cut off; it reconnects with Last-Event-ID and replays. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 const REPLAY_PAGE = 500;
+/** Seconds a refused client should wait: streams are long-lived, slots free up slowly. */
+const STREAM_RETRY_AFTER_SECONDS = 10;
 
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (
   app,
-  { pool, hub, baseUrl, heartbeatMs },
+  { pool, hub, baseUrl, heartbeatMs, limits },
 ) => {
+  const slots = new StreamSlots(limits);
+
   app.get(
     '/v1/events',
     {
       schema: {
         summary: 'Live task updates (server-sent events)',
         description:
-          "Streams `connected`, then `task_update` for each change to your tasks (or to one task with `task_id`), and a `heartbeat` every few seconds. Each `task_update` has an id; reconnect with `Last-Event-ID` to receive exactly the updates you missed. With `task_id` and no `Last-Event-ID`, the task's history is sent first.",
+          "Streams `connected`, then `task_update` for each change to your tasks (or to one task with `task_id`), and a `heartbeat` every few seconds. Each `task_update` has an id; reconnect with `Last-Event-ID` to receive exactly the updates you missed. With `task_id` and no `Last-Event-ID`, the task's history is sent first, and the stream ends with a `done` event after the task's final update. A `Last-Event-ID` older than the event retention answers 410 EVENT_ID_EXPIRED; too many open streams answer 429 TOO_MANY_STREAMS.",
         tags: ['events'],
         querystring: Type.Object(
           {
@@ -39,7 +47,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.String({ description: 'text/event-stream' }), 400: ProblemSchema, 404: ProblemSchema },
+        response: {
+          200: Type.String({ description: 'text/event-stream' }),
+          400: ProblemSchema,
+          404: ProblemSchema,
+          410: ProblemSchema,
+          429: ProblemSchema,
+        },
       },
     },
     async (request, reply) => {
@@ -52,8 +66,28 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         if (!resumeFrom)
           throw new ApiError('INVALID_EVENT_ID', `Last-Event-ID ${JSON.stringify(lastEventId)} is not an event id`);
       }
-      if (taskId && !(await findTask(pool, userId, taskId))) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
-      // A task stream with no Last-Event-ID starts from the task's first event.
+
+      const slot = slots.tryAcquire(userId);
+      if ('refused' in slot) {
+        reply.header('retry-after', String(STREAM_RETRY_AFTER_SECONDS));
+        const detail =
+          slot.refused === 'user'
+            ? `you already have ${limits.perUser} open event streams on this server; close one (one stream without task_id follows all your tasks)`
+            : `this server already serves ${limits.total} event streams; try again later`;
+        return sendProblem(reply, 'TOO_MANY_STREAMS', detail);
+      }
+      let task: TaskEnding | undefined;
+      try {
+        if (resumeFrom) await refuseUnusableResumePoint(pool, resumeFrom, lastEventId as string);
+        if (taskId) {
+          task = await findTaskEnding(pool, userId, taskId);
+          if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
+        }
+      } catch (error) {
+        slot.release();
+        throw error;
+      }
+      // A task stream with no Last-Event-ID starts from the task's first (still kept) event.
       if (!resumeFrom && taskId) resumeFrom = START_CURSOR;
 
       reply.hijack();
@@ -73,6 +107,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         open = false;
         clearInterval(heartbeat);
         unsubscribe();
+        slot.release();
         out.end();
       };
       // The response's 'close' fires however the connection ends; registered before any await.
@@ -82,9 +117,25 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         out.write(chunk);
         if (out.writableLength > MAX_BUFFERED_BYTES) close();
       };
+      const finish = (status: unknown) => {
+        write(`event: done\ndata: ${JSON.stringify({ task_id: taskId, status })}\n\n`);
+        close();
+      };
+
+      // Invariant: events go out in strictly increasing log order, each after the client's
+      // resume point. Replay and live delivery overlap, and another API process the client
+      // was on may have been ahead of this one's hub: anything at or before `sentThrough` is
+      // something the client already has.
+      let sentThrough = resumeFrom;
       const send = (event: TaskEvent) => {
-        const update = toTaskUpdate(event, baseUrl);
-        write(`id: ${update.event_id}\nevent: task_update\ndata: ${JSON.stringify(update)}\n\n`);
+        if (!open) return;
+        if (!sentThrough || compareCursors(event.cursor, sentThrough) > 0) {
+          sentThrough = event.cursor;
+          const update = toTaskUpdate(event, baseUrl);
+          write(`id: ${update.event_id}\nevent: task_update\ndata: ${JSON.stringify(update)}\n\n`);
+        }
+        // Sent now or earlier, the task's final event ends a task stream.
+        if (task && endsTaskStream(task, event)) finish(event.data.status);
       };
 
       // Join live delivery first, buffering, then replay up to the join point: no gap, no repeat.
@@ -120,6 +171,39 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       const pending = buffered;
       buffered = undefined;
       pending.forEach(send);
+      // A task that had finished before the client came and whose final event was not sent
+      // above: the client resumed after it, or retention pruned it. Nothing more will come.
+      if (open && task && isTerminal(task.status)) {
+        const final = task.lastFinalEvent;
+        if (!final || compareCursors(final, sentThrough!) <= 0) finish(task.status);
+      }
     },
   );
 };
+
+/**
+ * Whether `event` is the final event that ends a stream of its task: the task's latest final
+ * event at connect when the task had finished then, or any final event after it. An earlier
+ * one (a `task:failed` that a retry superseded) is just history.
+ */
+function endsTaskStream(task: TaskEnding, event: TaskEvent): boolean {
+  if (!isFinalEvent(event)) return false;
+  if (!task.lastFinalEvent) return true;
+  const order = compareCursors(event.cursor, task.lastFinalEvent);
+  return order > 0 || (order === 0 && isTerminal(task.status));
+}
+
+/** Refuse, before any stream bytes, a resume point that would fail mid-stream or leave a gap. */
+async function refuseUnusableResumePoint(pool: Pool, resumeFrom: EventCursor, lastEventId: string): Promise<void> {
+  const check = await checkResumePoint(pool, resumeFrom);
+  if (check === 'unknown')
+    throw new ApiError(
+      'INVALID_EVENT_ID',
+      `Last-Event-ID ${JSON.stringify(lastEventId)} is not an id this server sent`,
+    );
+  if (check === 'expired')
+    throw new ApiError(
+      'EVENT_ID_EXPIRED',
+      `events after ${lastEventId} are no longer kept; re-read your tasks (GET /v1/tasks/:id or GET /v1/tasks) and reconnect without Last-Event-ID`,
+    );
+}
