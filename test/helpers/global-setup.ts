@@ -7,8 +7,17 @@ import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
+import { advanceTransactionIdsTo } from './xids.js';
 
 export const TEMPLATE_DATABASE = 'easel_template';
+
+/**
+ * Every run starts just below a power of ten of transaction ids, so the whole suite crosses
+ * 99,999 → 100,000 early on: code that compares or sorts transaction ids as text, or assumes
+ * small ones, fails somewhere in the suite instead of only on a production database that has
+ * aged. (test/integration/events-xid-order.test.ts crosses the next boundaries on purpose.)
+ */
+const AGED_TRANSACTION_ID = 100_000n - 3_000n;
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -30,6 +39,7 @@ export default async function setup(project: TestProject) {
   templateUrl.pathname = `/${TEMPLATE_DATABASE}`;
   const pool = createPool(templateUrl.toString(), { max: 1 });
   await migrate(pool);
+  await advanceTransactionIdsTo(pool, AGED_TRANSACTION_ID);
   await pool.end();
   project.provide('postgresUrl', server.connectionString);
   return async () => {
