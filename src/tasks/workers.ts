@@ -66,12 +66,15 @@ export async function unregisterWorker(db: Queryable, workerId: string): Promise
   await db.query('DELETE FROM workers WHERE id = $1', [workerId]);
 }
 
-/** Workers heard from recently and their total slots: the capacity ETAs divide by. */
+/**
+ * Workers alive by the rule claims and the rescuer use (`easel_worker_alive`), and their total
+ * slots: the capacity ETAs divide by.
+ */
 export async function liveWorkers(db: Queryable, deadAfterMs: number): Promise<{ live: number; slots: number }> {
   const { rows } = await db.query<{ live: number; slots: number }>({
     name: 'easel_live_workers',
     text: `SELECT count(*)::int AS live, coalesce(sum(concurrency), 0)::int AS slots FROM workers
-           WHERE last_seen_at > now() - make_interval(secs => $1::double precision / 1000)`,
+           WHERE easel_worker_alive(last_seen_at, $1)`,
     values: [deadAfterMs],
   });
   return rows[0] ?? { live: 0, slots: 0 };
