@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
+import { ConfigError, readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -21,6 +21,13 @@ export interface Config {
   worker: WorkerConfig;
   sseHeartbeatMs: number;
   waitMaxSeconds: number;
+  /**
+   * Host names the API answers to beyond loopback, EASEL_PUBLIC_URL's host and a specific HOST
+   * (DNS-rebinding guard). Lower case, no brackets, no port; `['*']` turns the check off.
+   */
+  allowedHosts: readonly string[];
+  /** Browser origins allowed to call the API (CORS); empty = CORS off. */
+  corsOrigins: readonly string[];
 }
 
 export interface QueueConfig {
@@ -80,6 +87,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),
+    allowedHosts: readHostList(env, 'EASEL_ALLOWED_HOSTS'),
+    corsOrigins: readOriginList(env, 'EASEL_CORS_ORIGINS'),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new Error(
@@ -91,4 +100,45 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
 export function providerConcurrency(queue: QueueConfig, provider: string): number {
   return queue.providerConcurrency[provider] ?? queue.defaultProviderConcurrency;
+}
+
+function readList(env: Env, name: string): string[] {
+  return (env[name] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
+/** `easel.example.com, 192.168.1.20, [fd00::1]` → normalised names; `*` alone turns the check off. */
+function readHostList(env: Env, name: string): string[] {
+  const hosts = readList(env, name).map((entry) => entry.toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+  for (const host of hosts) {
+    const isName = /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/.test(host);
+    const isIpv6 = /^[0-9a-f:.]+$/.test(host) && host.includes(':') && !/^[^:]+:\d+$/.test(host);
+    if (host !== '*' && !isName && !isIpv6) {
+      throw new ConfigError(
+        `${name} has a bad entry ${JSON.stringify(host)}: expected host names or addresses without a port, e.g. easel.example.com,192.168.1.20 (or * to turn the check off)`,
+      );
+    }
+  }
+  return hosts;
+}
+
+/** `https://app.example.com, http://localhost:5173` → exact origins (scheme, host and port). */
+function readOriginList(env: Env, name: string): string[] {
+  return readList(env, name).map((entry) => {
+    let origin: string | undefined;
+    try {
+      const url = new URL(entry);
+      if (url.protocol === 'http:' || url.protocol === 'https:') origin = url.origin;
+    } catch {
+      // reported below
+    }
+    if (!origin || origin !== entry.replace(/\/$/, '').toLowerCase()) {
+      throw new ConfigError(
+        `${name} has a bad entry ${JSON.stringify(entry)}: expected origins like https://app.example.com or http://localhost:5173 (scheme, host and optional port, no path; * is not accepted)`,
+      );
+    }
+    return origin;
+  });
 }

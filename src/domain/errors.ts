@@ -22,6 +22,7 @@ export const ErrorCodes = {
   TASK_NOT_RETRYABLE: { status: 409, title: 'Only failed or canceled tasks can be retried' },
   NOT_READY: { status: 503, title: 'The service is not ready' },
   INTERNAL: { status: 500, title: 'Internal error' },
+  HOST_NOT_ALLOWED: { status: 421, title: 'This server does not answer to that host name' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
