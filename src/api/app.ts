@@ -10,6 +10,11 @@ import type { EventHub } from '../events/hub.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { TaskService } from '../tasks/service.js';
+import { registerCors } from './cors.js';
+import { docsPageOptions, homeRoute } from './home-page.js';
+import { registerHostCheck } from './host-check.js';
+import { registerMethodNotAllowed } from './method-not-allowed.js';
+import { openApiOptions } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
@@ -34,6 +39,9 @@ export interface AppDeps {
     | 'waitMaxSeconds'
     | 'sseMaxPerUser'
     | 'sseMaxConnections'
+    | 'host'
+    | 'allowedHosts'
+    | 'corsOrigins'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -60,6 +68,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   registerProblemHandlers(app);
+  // Bodies are JSON only. Fastify parses text/plain into a string by default, which then failed
+  // validation with a puzzling 400; without the parser such a body is 415 UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser('text/plain');
+  // Hooks before routes: they apply to every route registered after them. The Host check
+  // comes first so that a foreign page learns nothing, not even which methods a path has.
+  registerHostCheck(app, config);
+  registerMethodNotAllowed(app);
+  await registerCors(app, config.corsOrigins);
   app.decorateRequest('userId', '');
   app.addHook('onRequest', async (request) => {
     request.userId = LOCAL_USER_ID;
@@ -71,24 +87,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Easel',
-        version: '1',
-        description: 'One queued HTTP API for image generation across providers, with live progress.',
-      },
-      tags: [
-        { name: 'tasks', description: 'Submit, follow, cancel and retry generation tasks' },
-        { name: 'events', description: 'Server-sent events' },
-        { name: 'queue', description: 'Queue overview' },
-        { name: 'providers', description: 'What can generate images here' },
-        { name: 'system', description: 'Health and readiness' },
-      ],
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swagger, openApiOptions(config.publicUrl));
+  await app.register(swaggerUi, docsPageOptions());
 
   const baseUrl = config.publicUrl ?? '';
   await app.register(taskRoutes, { tasks: deps.tasks, baseUrl, waitMaxSeconds: config.waitMaxSeconds });
@@ -108,5 +108,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deadAfterMs: config.worker.deadAfterMs,
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/', { schema: { hide: true } }, homeRoute);
   return app;
 }

@@ -27,6 +27,13 @@ export interface Config {
   sseMaxPerUser: number;
   /** Open SSE streams on one API process, all users together. */
   sseMaxConnections: number;
+  /**
+   * Host names the API answers to beyond loopback, EASEL_PUBLIC_URL's host and a specific HOST
+   * (DNS-rebinding guard). Lower case, no brackets, no port; `['*']` turns the check off.
+   */
+  allowedHosts: readonly string[];
+  /** Browser origins allowed to call the API (CORS); empty = CORS off. */
+  corsOrigins: readonly string[];
 }
 
 export interface QueueConfig {
@@ -99,6 +106,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dbStatementTimeoutMs: readInt(env, 'EASEL_DB_STATEMENT_TIMEOUT_MS', 30 * SECOND, { min: 100, max: 3600 * SECOND }),
     sseMaxPerUser: readInt(env, 'EASEL_SSE_MAX_PER_USER', 20, { min: 1, max: 100_000 }),
     sseMaxConnections: readInt(env, 'EASEL_SSE_MAX_CONNECTIONS', 1000, { min: 1, max: 1_000_000 }),
+    allowedHosts: readHostList(env, 'EASEL_ALLOWED_HOSTS'),
+    corsOrigins: readOriginList(env, 'EASEL_CORS_ORIGINS'),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new Error(
@@ -116,4 +125,45 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
 export function providerConcurrency(queue: QueueConfig, provider: string): number {
   return queue.providerConcurrency[provider] ?? queue.defaultProviderConcurrency;
+}
+
+function readList(env: Env, name: string): string[] {
+  return (env[name] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+}
+
+/** `easel.example.com, 192.168.1.20, [fd00::1]` → normalised names; `*` alone turns the check off. */
+function readHostList(env: Env, name: string): string[] {
+  const hosts = readList(env, name).map((entry) => entry.toLowerCase().replace(/^\[(.*)\]$/, '$1'));
+  for (const host of hosts) {
+    const isName = /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$/.test(host);
+    const isIpv6 = /^[0-9a-f:.]+$/.test(host) && host.includes(':') && !/^[^:]+:\d+$/.test(host);
+    if (host !== '*' && !isName && !isIpv6) {
+      throw new ConfigError(
+        `${name} has a bad entry ${JSON.stringify(host)}: expected host names or addresses without a port, e.g. easel.example.com,192.168.1.20 (or * to turn the check off)`,
+      );
+    }
+  }
+  return hosts;
+}
+
+/** `https://app.example.com, http://localhost:5173` → exact origins (scheme, host and port). */
+function readOriginList(env: Env, name: string): string[] {
+  return readList(env, name).map((entry) => {
+    let origin: string | undefined;
+    try {
+      const url = new URL(entry);
+      if (url.protocol === 'http:' || url.protocol === 'https:') origin = url.origin;
+    } catch {
+      // reported below
+    }
+    if (!origin || origin !== entry.replace(/\/$/, '').toLowerCase()) {
+      throw new ConfigError(
+        `${name} has a bad entry ${JSON.stringify(entry)}: expected origins like https://app.example.com or http://localhost:5173 (scheme, host and optional port, no path; * is not accepted)`,
+      );
+    }
+    return origin;
+  });
 }

@@ -24,6 +24,7 @@ export const ErrorCodes = {
   INTERNAL: { status: 500, title: 'Internal error' },
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams' },
   EVENT_ID_EXPIRED: { status: 410, title: 'Events after this Last-Event-ID are no longer kept' },
+  HOST_NOT_ALLOWED: { status: 421, title: 'This server does not answer to that host name' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger } from 'fastify';
 import { providerConcurrency, type QueueConfig } from '../../config/config.js';
 import type { Pool } from '../../db/pool.js';
 import { pendingMigrations } from '../../db/migrate.js';
@@ -17,9 +18,39 @@ export interface SystemRoutesOptions {
   deadAfterMs: number;
 }
 
+/**
+ * The readiness checks in order; returns what is wrong in words safe to show anyone (the probe
+ * answers whatever the Host), or undefined when ready. Details (errors, paths) go to the log.
+ */
+async function firstFailedCheck(
+  { pool, storage }: Pick<SystemRoutesOptions, 'pool' | 'storage'>,
+  log: FastifyBaseLogger,
+): Promise<string | undefined> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    log.warn({ err: error }, 'readiness: the database is not reachable');
+    return 'the database is not reachable';
+  }
+  try {
+    const pending = await pendingMigrations(pool);
+    if (pending.length > 0) return `migrations pending: ${pending.join(', ')}`;
+  } catch (error) {
+    log.warn({ err: error }, 'readiness: could not list applied migrations');
+    return 'the database is not reachable';
+  }
+  try {
+    await storage.check();
+  } catch (error) {
+    log.warn({ err: error, storage: storage.driver }, 'readiness: storage is not writable');
+    return 'storage is not writable';
+  }
+  return undefined;
+}
+
 /** Health, readiness, providers and the queue overview. */
 export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = async (app, options) => {
-  const { pool, registry, storage, queue } = options;
+  const { pool, registry, queue } = options;
 
   app.get('/healthz', { schema: { summary: 'The process is up', tags: ['system'] } }, async () => ({ status: 'ok' }));
 
@@ -27,16 +58,9 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
     '/readyz',
     { schema: { summary: 'The database is reachable, migrations applied and storage writable', tags: ['system'] } },
     async (request, reply) => {
-      try {
-        await pool.query('SELECT 1');
-        const pending = await pendingMigrations(pool);
-        if (pending.length > 0) return sendProblem(reply, 'NOT_READY', `migrations not applied: ${pending.join(', ')}`);
-        await storage.check();
-        return { status: 'ready' };
-      } catch (error) {
-        request.log.warn({ err: error }, 'readiness check failed');
-        return sendProblem(reply, 'NOT_READY', (error as Error).message);
-      }
+      const failed = await firstFailedCheck(options, request.log);
+      if (failed) return sendProblem(reply, 'NOT_READY', failed);
+      return { status: 'ready' };
     },
   );
 

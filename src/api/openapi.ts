@@ -1,0 +1,269 @@
+import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
+import type { OpenAPIV3_1 } from 'openapi-types';
+import type { ErrorCode } from '../domain/errors.js';
+import { HOST_CHECK_EXEMPT_ROUTES } from './host-check.js';
+import { ProblemSchema } from './schemas/task.js';
+
+/**
+ * The OpenAPI document is generated from the route schemas (one source for validation and
+ * docs), then made exact here: what a route's own schema cannot say, because it happens around
+ * the handler (Host check, body parsing, hijacked streams) or because it is about headers and
+ * media types, is stated once per operation in OPERATIONS. `npm run lint:openapi` checks the
+ * result with Redocly's recommended rules.
+ *
+ * Invariant: every documented operation has an entry; building the document throws otherwise,
+ * so a new route cannot ship undocumented errors.
+ */
+
+type Document = OpenAPIV3_1.Document;
+type Operation = OpenAPIV3_1.OperationObject;
+type Response = OpenAPIV3_1.ResponseObject;
+type Header = OpenAPIV3_1.HeaderObject;
+
+const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+const PROBLEM_REF = '#/components/schemas/Problem';
+
+const HEADERS = {
+  Location: { description: 'The URL of the task.', schema: { type: 'string' } },
+  'Preference-Applied': {
+    description: 'Present when `Prefer: wait=N` was honoured: the wait applied, in seconds.',
+    schema: { type: 'string', pattern: '^wait=[0-9]+$' },
+  },
+  'Idempotent-Replayed': {
+    description: 'Present (`true`) when the answer is a replay for a repeated `Idempotency-Key`.',
+    schema: { type: 'string', enum: ['true'] },
+  },
+  ETag: { description: "The image's sha256, quoted. The bytes behind a URL never change.", schema: { type: 'string' } },
+  'Cache-Control': { description: 'Cacheable for a year, by this user only.', schema: { type: 'string' } },
+} satisfies Record<string, Header>;
+type HeaderName = keyof typeof HEADERS;
+
+interface RequestHeader {
+  name: string;
+  description: string;
+}
+
+/** An error status an operation can answer, with what it means there; the body is a Problem. */
+type Problems = Partial<Record<number, string>>;
+
+interface OperationFacts {
+  operationId: string;
+  /** Every error status the operation can answer besides 421 (added to all but the probes). */
+  problems: Problems;
+  /** Success responses to state in full, where the route schema cannot (streams, bytes, probes). */
+  responses?: Record<string, Response>;
+  /** Response headers by status. */
+  headers?: Record<string, HeaderName[]>;
+  /** Request headers the handler reads without validating them. */
+  requestHeaders?: RequestHeader[];
+}
+
+const codes = (...list: ErrorCode[]) => list.map((code) => `\`${code}\``).join(', ');
+const BAD_REQUEST = `The request breaks a rule (${codes('VALIDATION_FAILED')}); \`errors[]\` says which.`;
+const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON', 'UNKNOWN_PROVIDER', 'UNKNOWN_MODEL', 'UNSUPPORTED_SIZE', 'UNSUPPORTED_STEPS')}).`;
+const BAD_ID = `The id is not a UUID (${codes('VALIDATION_FAILED')}), or a body sent along is not JSON (${codes('MALFORMED_JSON')}).`;
+const TOO_LARGE = `The body exceeds \`EASEL_BODY_LIMIT_BYTES\` (${codes('BODY_TOO_LARGE')}).`;
+const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
+const NO_TASK = `No task with that id is yours (${codes('TASK_NOT_FOUND')}).`;
+const WRONG_HOST = `The \`Host\` header names no host this server answers to (${codes('HOST_NOT_ALLOWED')}); see EASEL_ALLOWED_HOSTS.`;
+
+const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
+const image = { type: 'string', format: 'binary' } as const;
+
+const OPERATIONS: Record<string, OperationFacts> = {
+  'POST /v1/tasks': {
+    operationId: 'createTask',
+    problems: {
+      400: BAD_BODY,
+      409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+    },
+    headers: {
+      200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
+      202: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
+    },
+  },
+  'GET /v1/tasks': {
+    operationId: 'listTasks',
+    problems: { 400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).` },
+  },
+  'GET /v1/tasks/{id}': { operationId: 'getTask', problems: { 400: BAD_REQUEST, 404: NO_TASK } },
+  'POST /v1/tasks/{id}/cancel': {
+    operationId: 'cancelTask',
+    problems: {
+      400: BAD_ID,
+      404: NO_TASK,
+      409: `The task already finished (${codes('TASK_NOT_CANCELABLE')}).`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+    },
+  },
+  'POST /v1/tasks/{id}/retry': {
+    operationId: 'retryTask',
+    problems: {
+      400: BAD_ID,
+      404: NO_TASK,
+      409: `Only failed or canceled tasks can be retried (${codes('TASK_NOT_RETRYABLE')}).`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+    },
+  },
+  'GET /v1/tasks/{id}/images/{index}': {
+    operationId: 'getTaskImage',
+    problems: { 400: BAD_REQUEST, 404: `The task has no image at that index (${codes('IMAGE_NOT_FOUND')}).` },
+    responses: {
+      200: {
+        description: 'The image bytes.',
+        content: { 'image/png': { schema: image }, 'image/jpeg': { schema: image }, 'image/webp': { schema: image } },
+      },
+      304: { description: '`If-None-Match` names the current ETag: the copy you have is the image.' },
+    },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
+    requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
+  },
+  'GET /v1/events': {
+    operationId: 'streamEvents',
+    problems: {
+      400: `A query parameter breaks a rule (${codes('VALIDATION_FAILED')}), or the event id is not one this API sent (${codes('INVALID_EVENT_ID')}).`,
+      404: NO_TASK,
+    },
+    responses: {
+      200: {
+        description:
+          'A stream of server-sent events: `connected`, then `task_update` (JSON data, with an `id`) and `heartbeat`.',
+        content: { 'text/event-stream': { schema: { type: 'string' } } },
+      },
+    },
+    requestHeaders: [
+      {
+        name: 'Last-Event-ID',
+        description: 'Resume after this event: the stream sends exactly the updates that followed it.',
+      },
+    ],
+  },
+  'GET /healthz': {
+    operationId: 'getHealth',
+    problems: {},
+    responses: {
+      200: {
+        description: 'The process is up.',
+        content: json({ type: 'object', required: ['status'], properties: { status: { const: 'ok' } } }),
+      },
+    },
+  },
+  'GET /readyz': {
+    operationId: 'getReadiness',
+    problems: {
+      503: `The database is not reachable, migrations are pending or storage is not writable (${codes('NOT_READY')}).`,
+    },
+    responses: {
+      200: {
+        description: 'Ready to serve.',
+        content: json({ type: 'object', required: ['status'], properties: { status: { const: 'ready' } } }),
+      },
+    },
+  },
+  'GET /v1/providers': { operationId: 'listProviders', problems: {} },
+  'GET /v1/queue': { operationId: 'getQueue', problems: {} },
+};
+
+function problemResponse(description: string): Response {
+  return { description, content: { [PROBLEM_MEDIA_TYPE]: { schema: { $ref: PROBLEM_REF } } } };
+}
+
+/** `/v1/tasks/{id}` (OpenAPI) → `/v1/tasks/:id` (Fastify), to ask whether the host check applies. */
+const fastifyPath = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
+
+function applyFacts(path: string, method: string, operation: Operation): void {
+  const key = `${method.toUpperCase()} ${path}`;
+  const facts = OPERATIONS[key];
+  if (!facts) throw new Error(`src/api/openapi.ts has no OPERATIONS entry for ${key}: add one`);
+  operation.operationId = facts.operationId;
+  const responses: Record<string, Response> = {};
+  // The route schema's success responses stay (they serialise the answer); its error responses
+  // give way to the exact list, since the errors of body parsing and the Host check are not its own.
+  for (const [status, response] of Object.entries(operation.responses ?? {})) {
+    if (Number(status) < 400) responses[status] = response as Response;
+  }
+  Object.assign(responses, facts.responses);
+  const problems: Problems = { ...facts.problems };
+  if (!HOST_CHECK_EXEMPT_ROUTES.has(fastifyPath(path))) problems[421] = WRONG_HOST;
+  for (const [status, description] of Object.entries(problems)) responses[status] = problemResponse(description!);
+  for (const [status, names] of Object.entries(facts.headers ?? {})) {
+    const response = responses[status];
+    if (!response) throw new Error(`${key}: headers given for status ${status}, which it never answers`);
+    response.headers = Object.fromEntries(names.map((name) => [name, HEADERS[name]]));
+  }
+  operation.responses = responses;
+  const declared = new Set(
+    (operation.parameters ?? []).map((parameter) => ('name' in parameter ? parameter.name : '')),
+  );
+  const undeclared = (facts.requestHeaders ?? []).filter(({ name }) => !declared.has(name));
+  if (undeclared.length > 0) {
+    operation.parameters = [
+      ...(operation.parameters ?? []),
+      ...undeclared.map(({ name, description }): OpenAPIV3_1.ParameterObject => ({
+        in: 'header',
+        name,
+        description,
+        required: false,
+        schema: { type: 'string' } as const,
+      })),
+    ];
+  }
+}
+
+/** A JSON Schema copy of the Problem body without TypeBox's symbols or its `$id`. */
+function problemComponent(): OpenAPIV3_1.SchemaObject {
+  const { $id: _id, ...schema } = JSON.parse(JSON.stringify(ProblemSchema)) as Record<string, unknown>;
+  return schema as OpenAPIV3_1.SchemaObject;
+}
+
+function makeExact(document: Document): Document {
+  for (const [path, item] of Object.entries(document.paths ?? {})) {
+    for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+      const operation = item?.[method];
+      if (operation) applyFacts(path, method, operation);
+    }
+  }
+  document.components = {
+    ...document.components,
+    schemas: { ...document.components?.schemas, Problem: problemComponent() },
+  };
+  return document;
+}
+
+export const API_TITLE = 'Easel API';
+export const API_DESCRIPTION =
+  'One queued HTTP API for image generation across providers, with live progress. Errors are `application/problem+json` with a stable `code` (see docs/errors.md in the repository).';
+
+/** Options for @fastify/swagger. `publicUrl` (EASEL_PUBLIC_URL) becomes the server URL when set. */
+export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwaggerOptions {
+  return {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: API_TITLE,
+        version: '1',
+        description: API_DESCRIPTION,
+        license: { name: 'MIT', identifier: 'MIT' },
+      },
+      // Relative: the server that serves this document.
+      servers: [{ url: publicUrl ?? '/' }],
+      // No authentication yet: every request acts as the built-in local user.
+      security: [],
+      tags: [
+        { name: 'tasks', description: 'Submit, follow, cancel and retry generation tasks' },
+        { name: 'events', description: 'Server-sent events' },
+        { name: 'queue', description: 'Queue overview' },
+        { name: 'providers', description: 'What can generate images here' },
+        { name: 'system', description: 'Health and readiness' },
+      ],
+    },
+    transformObject: (documentObject) => {
+      if (!('openapiObject' in documentObject)) throw new Error('Easel documents OpenAPI 3 only');
+      return makeExact(documentObject.openapiObject as Document);
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildOpenApiDocument } from '../../src/api/openapi-document.js';
+import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { createTestDatabase } from '../helpers/database.js';
+
+interface Operation {
+  operationId?: string;
+  parameters?: Array<{ in: string; name: string }>;
+  responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
+}
+interface Document {
+  info: { title: string; license?: unknown };
+  servers?: unknown[];
+  security?: unknown[];
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, unknown> };
+}
+
+let easel: TestEasel;
+let document: Document;
+
+beforeAll(async () => {
+  easel = await startTestEasel(await createTestDatabase(), { roles: { api: true, worker: false } });
+  const response = await api<Document>(easel.url, 'GET', '/openapi.json');
+  expect(response.status).toBe(200);
+  document = response.body;
+});
+afterAll(async () => {
+  await easel?.stop();
+});
+
+const operations = () =>
+  Object.entries(document.paths).flatMap(([path, item]) =>
+    Object.entries(item).map(([method, operation]) => ({ key: `${method.toUpperCase()} ${path}`, operation })),
+  );
+const operation = (method: string, path: string) => document.paths[path]![method]!;
+const statuses = (method: string, path: string) => Object.keys(operation(method, path).responses).sort();
+
+describe('/openapi.json', () => {
+  it('gives every operation a unique operationId', () => {
+    const ids = operations().map(({ operation }) => operation.operationId);
+    expect(ids.every((id) => typeof id === 'string' && id.length > 0)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBeGreaterThanOrEqual(11);
+  });
+
+  it('declares every error body as application/problem+json, and only that', () => {
+    for (const { key, operation } of operations()) {
+      for (const [status, response] of Object.entries(operation.responses)) {
+        if (Number(status) < 400) continue;
+        expect(Object.keys(response.content ?? {}), `${key} ${status}`).toEqual(['application/problem+json']);
+      }
+    }
+    expect(document.components.schemas.Problem).toBeDefined();
+  });
+
+  it('declares the event stream as text/event-stream, with Last-Event-ID', () => {
+    const events = operation('get', '/v1/events');
+    expect(Object.keys(events.responses['200']!.content!)).toEqual(['text/event-stream']);
+    expect(events.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'Last-Event-ID' }));
+  });
+
+  it('declares the image route with its bytes, 304 and 404, ETag and Cache-Control', () => {
+    const image = operation('get', '/v1/tasks/{id}/images/{index}');
+    expect(Object.keys(image.responses['200']!.content!)).toEqual(['image/png', 'image/jpeg', 'image/webp']);
+    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421']);
+    expect(Object.keys(image.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
+    expect(Object.keys(image.responses['304']!.headers!)).toEqual(['ETag', 'Cache-Control']);
+  });
+
+  it('lists the statuses each operation can answer, no more, no fewer', () => {
+    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421']);
+    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421']);
+    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421']);
+    expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual(['200', '202', '400', '404', '409', '413', '415', '421']);
+    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual(['202', '400', '404', '409', '413', '415', '421']);
+    expect(statuses('get', '/readyz')).toEqual(['200', '503']);
+    expect(statuses('get', '/healthz')).toEqual(['200']);
+  });
+
+  it('declares the submit answer headers', () => {
+    for (const status of ['200', '202']) {
+      expect(Object.keys(operation('post', '/v1/tasks').responses[status]!.headers!)).toEqual([
+        'Location',
+        'Preference-Applied',
+        'Idempotent-Replayed',
+      ]);
+    }
+  });
+
+  it('is the document `npm run lint:openapi` checks, built without a database', async () => {
+    expect(await buildOpenApiDocument()).toEqual(document);
+    expect(document.info.title).toBe('Easel API');
+    expect(document.servers).toEqual([{ url: '/' }]);
+    expect(document.security).toEqual([]);
+  });
+});
+
+describe('what the document promises, the API does', () => {
+  it('answers a 404 as application/problem+json', async () => {
+    const response = await fetch(`${easel.url}/v1/tasks/0193a5b0-0000-7000-8000-000000000000`);
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+
+  it('answers 413 to an oversized submit', async () => {
+    const response = await fetch(`${easel.url}/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x'.repeat(easel.config.bodyLimitBytes) }),
+    });
+    expect(response.status).toBe(413);
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  });
+});
