@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, ErrorCodes, type ErrorCode } from '../domain/errors.js';
+import { describeSchemaErrors, type IssueLocation, type SchemaError } from '../domain/validation.js';
+import { PATTERN_RULES } from './schemas/task.js';
 
 /** Fastify's own error codes that are the client's fault, mapped onto ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -10,29 +12,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'MALFORMED_JSON',
 };
 
-/** One rule code per validation keyword: what clients branch on in `errors[].code`. */
-const RULE_CODES: Record<string, string> = {
-  required: 'REQUIRED',
-  additionalProperties: 'UNKNOWN_FIELD',
-  type: 'WRONG_TYPE',
-  minLength: 'TOO_SHORT',
-  maxLength: 'TOO_LONG',
-  pattern: 'BAD_FORMAT',
-  format: 'BAD_FORMAT',
-  minimum: 'TOO_SMALL',
-  maximum: 'TOO_LARGE',
-  multipleOf: 'NOT_MULTIPLE',
-  const: 'NOT_ALLOWED',
-  enum: 'NOT_ALLOWED',
-  anyOf: 'NOT_ALLOWED',
+/** Fastify's validation contexts, named as the `in` of an issue. */
+const LOCATIONS: Record<string, IssueLocation> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'header',
 };
-
-interface AjvIssue {
-  keyword: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
 
 export function sendProblem(
   reply: FastifyReply,
@@ -54,27 +40,17 @@ export function sendProblem(
     });
 }
 
-function describeIssues(issues: AjvIssue[], context: string) {
-  return issues.map((issue) => {
-    const name =
-      (issue.params.missingProperty as string | undefined) ??
-      (issue.params.additionalProperty as string | undefined) ??
-      issue.instancePath.replace(/^\//, '').replace(/\//g, '.');
-    const field = name || context;
-    const code = RULE_CODES[issue.keyword] ?? 'INVALID';
-    const message =
-      issue.keyword === 'additionalProperties'
-        ? `${field} is not a known field`
-        : `${field} ${issue.message ?? 'is invalid'}`;
-    return { field, code, message };
-  });
-}
-
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError & { validationContext?: string }, request, reply) => {
-    if (error instanceof ApiError) return sendProblem(reply, error.code, error.message, error.extra);
+    if (error instanceof ApiError) {
+      // A refusal that ends with "come back later" says when, in the header too.
+      const retryAfter = error.extra.retry_after_seconds;
+      if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      return sendProblem(reply, error.code, error.message, error.extra);
+    }
     if (error.validation) {
-      const errors = describeIssues(error.validation as AjvIssue[], error.validationContext ?? 'body');
+      const where = LOCATIONS[error.validationContext ?? 'body'] ?? 'body';
+      const errors = describeSchemaErrors(error.validation as SchemaError[], { in: where, patterns: PATTERN_RULES });
       return sendProblem(reply, 'VALIDATION_FAILED', errors.map((issue) => issue.message).join('; '), { errors });
     }
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;

@@ -20,6 +20,13 @@ const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => (
   sha256: image.sha256,
 });
 
+/** Seconds to the millisecond: finer digits are measurement noise, not information. */
+const toMilliseconds = (seconds: number | null): number | null =>
+  seconds === null ? null : Math.round(seconds * 1000) / 1000;
+
+/** An estimate is shown in whole seconds, rounded up: better early than later than promised. */
+const toWholeSeconds = (seconds: number | null): number | null => (seconds === null ? null : Math.ceil(seconds));
+
 /** The task as the API shows it. `baseUrl` is EASEL_PUBLIC_URL, or '' for relative links. */
 export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
   const { task } = view;
@@ -37,11 +44,11 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     attempt: task.attempt,
     max_attempts: task.max_attempts,
     queue_position: view.queuePosition,
-    eta_seconds: view.etaSeconds,
+    eta_seconds: toWholeSeconds(view.etaSeconds),
     cancel_requested: task.cancel_requested_at !== null,
     error: task.error,
     images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),
-    predict_time: task.predict_time,
+    predict_time: toMilliseconds(task.predict_time),
     created_at: task.created_at.toISOString(),
     started_at: task.started_at?.toISOString() ?? null,
     finished_at: task.finished_at?.toISOString() ?? null,

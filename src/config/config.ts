@@ -43,6 +43,8 @@ export interface QueueConfig {
   /** Global cap on running tasks per provider, across every worker. */
   providerConcurrency: Record<string, number>;
   defaultProviderConcurrency: number;
+  /** Submits are refused (503 QUEUE_FULL) while about this many tasks are queued, across providers. */
+  maxQueuedTasks: number;
 }
 
 export interface WorkerConfig {
@@ -86,6 +88,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       retryMaxMs: readInt(env, 'EASEL_RETRY_MAX_MS', 60 * SECOND, { min: 0, max: 24 * 3600 * SECOND }),
       providerConcurrency: readLimits(env, 'EASEL_PROVIDER_CONCURRENCY', {}),
       defaultProviderConcurrency: readInt(env, 'EASEL_DEFAULT_PROVIDER_CONCURRENCY', 64, { min: 1, max: 10_000 }),
+      maxQueuedTasks: readInt(env, 'EASEL_MAX_QUEUED_TASKS', 100_000, { min: 1, max: 100_000_000 }),
     },
     worker: {
       concurrency: readInt(env, 'EASEL_WORKER_CONCURRENCY', 16, { min: 1, max: 1000 }),

@@ -21,6 +21,7 @@ export const ErrorCodes = {
   TASK_NOT_CANCELABLE: { status: 409, title: 'The task has already finished' },
   TASK_NOT_RETRYABLE: { status: 409, title: 'Only failed or canceled tasks can be retried' },
   NOT_READY: { status: 503, title: 'The service is not ready' },
+  QUEUE_FULL: { status: 503, title: 'The queue is full; try again later' },
   INTERNAL: { status: 500, title: 'Internal error' },
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams' },
   EVENT_ID_EXPIRED: { status: 410, title: 'Events after this Last-Event-ID are no longer kept' },

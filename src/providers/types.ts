@@ -1,3 +1,4 @@
+import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 
 export type TaskKind = 'txt2img' | 'img2img';
@@ -10,6 +11,12 @@ export interface ModelInfo {
   maxHeight: number;
   maxSteps: number;
   description?: string;
+  /**
+   * The `provider_options` this model takes, as a JSON Schema (2020-12, written with TypeBox).
+   * The API refuses options it rejects before queueing the task; without one, any options pass.
+   * Shown to clients, so it says ranges and descriptions, not only types.
+   */
+  options?: TSchema;
 }
 
 /** The generation request as an adapter sees it: already validated, defaults applied. */

@@ -13,7 +13,9 @@ import { QueuePositions } from './queue-positions.js';
 import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
 import { requeueTask } from './requeue.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
-import { submitTask } from './submit.js';
+import { checkProviderOptions } from './provider-options.js';
+import { QueueBound } from './queue-bound.js';
+import { submitTask, type NewTask } from './submit.js';
 import { liveWorkers } from './workers.js';
 
 /** A submission as the API validated it (snake_case, optional fields still optional). */
@@ -41,6 +43,17 @@ export interface TaskView {
   etaSeconds: number | null;
 }
 
+export interface SubmitResult {
+  view: TaskView;
+  replayed: boolean;
+  /**
+   * Set when the task was queued (committed) but a read after the insert failed: the answer
+   * then lacks queue_position and eta_seconds rather than failing, because a client told
+   * "500" would submit again and make a duplicate. Callers log it.
+   */
+  degradedBy?: unknown;
+}
+
 export const DEFAULTS = { width: 512, height: 512, steps: 20, guidance: 7, n: 1, priority: 5 } as const;
 const STATS_TTL_MS = 5000;
 
@@ -48,6 +61,7 @@ const STATS_TTL_MS = 5000;
 export class TaskService {
   private readonly statsCache = new Map<string, { at: number; value: Promise<number | null> }>();
   private readonly positions: QueuePositions;
+  private readonly queueBound: QueueBound;
 
   constructor(
     private readonly pool: Pool,
@@ -57,13 +71,11 @@ export class TaskService {
     private readonly hub?: EventHub,
   ) {
     this.positions = new QueuePositions(pool);
+    this.queueBound = new QueueBound(pool, config.queue.maxQueuedTasks);
   }
 
-  async submit(
-    userId: string,
-    request: SubmitRequest,
-    idempotencyKey?: string,
-  ): Promise<{ view: TaskView; replayed: boolean }> {
+  async submit(userId: string, request: SubmitRequest, idempotencyKey?: string): Promise<SubmitResult> {
+    // Every refusal happens before submitTask's first write (see TAKE_TAG in submit.ts).
     const providerId = request.provider ?? this.config.defaultProvider;
     if (!this.registry.get(providerId)) {
       throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, {
@@ -93,23 +105,37 @@ export class TaskService {
     if (params.steps > model.maxSteps) {
       throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
     }
-    const kind = request.kind ?? 'txt2img';
-    const outcome = await submitTask(this.pool, this.hints, {
+    const providerOptions = request.provider_options ?? {};
+    checkProviderOptions(providerOptions, model.options);
+    const task: Omit<NewTask, 'requestHash'> = {
       userId,
-      kind,
+      kind: request.kind ?? 'txt2img',
       provider: providerId,
       model: model.id,
       params,
-      providerOptions: request.provider_options ?? {},
+      providerOptions,
       priority: request.priority ?? DEFAULTS.priority,
       maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
       idempotencyKey,
-      requestHash: idempotencyKey === undefined ? undefined : fingerprint(request),
-    });
+    };
+    const requestHash =
+      idempotencyKey === undefined ? undefined : fingerprint(task, { seedGiven: request.seed !== undefined });
+    const outcome = await submitTask(
+      this.pool,
+      this.hints,
+      { ...task, requestHash },
+      { beforeWrite: () => this.queueBound.admit() },
+    );
     if (outcome.kind === 'key_conflict') {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', undefined, { task_id: outcome.task.id });
     }
-    return { view: await this.view(outcome.task), replayed: outcome.kind === 'replayed' };
+    if (outcome.kind === 'replayed') return { view: await this.view(outcome.task), replayed: true };
+    this.queueBound.accepted();
+    try {
+      return { view: await this.view(outcome.task), replayed: false };
+    } catch (error) {
+      return { view: bareView(outcome.task), replayed: false, degradedBy: error };
+    }
   }
 
   async get(userId: string, taskId: string): Promise<TaskView> {
@@ -127,7 +153,7 @@ export class TaskService {
       page.filter((task) => task.status === 'succeeded').map((task) => task.id),
     );
     return {
-      views: page.map((task) => ({ task, images: images.get(task.id) ?? [], queuePosition: null, etaSeconds: null })),
+      views: page.map((task) => ({ ...bareView(task), images: images.get(task.id) ?? [] })),
       nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
     };
   }
@@ -183,9 +209,9 @@ export class TaskService {
   private async view(task: TaskRow): Promise<TaskView> {
     if (task.status === 'succeeded') {
       const images = await findImages(this.pool, [task.id]);
-      return { task, images: images.get(task.id) ?? [], queuePosition: null, etaSeconds: null };
+      return { ...bareView(task), images: images.get(task.id) ?? [] };
     }
-    if (task.status !== 'queued') return { task, images: [], queuePosition: null, etaSeconds: null };
+    if (task.status !== 'queued') return bareView(task);
     const [ahead, median, slots] = await Promise.all([
       this.positions.position(task),
       this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
@@ -210,8 +236,24 @@ export class TaskService {
   }
 }
 
-/** Same body, same fingerprint, whatever the key order. */
-function fingerprint(request: SubmitRequest): string {
+/** The task alone: no images, position or ETA (those take further reads). */
+const bareView = (task: TaskRow): TaskView => ({ task, images: [], queuePosition: null, etaSeconds: null });
+
+/**
+ * The request as it will run, defaults applied, so a replay that spells out a default (or
+ * orders keys differently) matches the original. A seed the server picked is left out: a
+ * replay without a seed asks for "any seed", which the stored task satisfies.
+ */
+function fingerprint(task: Omit<NewTask, 'requestHash'>, { seedGiven }: { seedGiven: boolean }): string {
+  const normalised = {
+    kind: task.kind,
+    provider: task.provider,
+    model: task.model,
+    params: { ...task.params, seed: seedGiven ? task.params.seed : 'random' },
+    provider_options: task.providerOptions,
+    priority: task.priority,
+    max_attempts: task.maxAttempts,
+  };
   const canonical = (value: unknown): unknown =>
     value && typeof value === 'object' && !Array.isArray(value)
       ? Object.fromEntries(
@@ -219,8 +261,10 @@ function fingerprint(request: SubmitRequest): string {
             .sort(([a], [b]) => (a < b ? -1 : 1))
             .map(([key, inner]) => [key, canonical(inner)]),
         )
-      : value;
+      : Array.isArray(value)
+        ? value.map(canonical)
+        : value;
   return createHash('sha256')
-    .update(JSON.stringify(canonical(request)))
+    .update(JSON.stringify(canonical(normalised)))
     .digest('hex');
 }

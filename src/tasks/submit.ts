@@ -30,6 +30,13 @@ export interface NewTask {
  * is then held for microseconds instead of a disk flush, so one user's concurrent submits do
  * not queue behind each other. Losing a bump in a crash only lets two tasks share a tag, and
  * ties are broken by age.
+ *
+ * Because it commits on its own, a submit must refuse everything it will refuse *before* this
+ * statement: validation, unknown models, a full queue and replays all answer earlier. The insert
+ * after it can then fail only for reasons outside the request (the database going away), and
+ * the cost of that is one notch of this user's fairness, never a task. (Taking the tag inside
+ * the insert's transaction would roll it back too, but would hold the user's clock row through
+ * the insert's disk flush, serialising that user's submits.)
  */
 const TAKE_TAG = `
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
@@ -56,11 +63,22 @@ const FIND_BY_KEY = `SELECT * FROM tasks WHERE user_id = $1 AND idempotency_key 
 export type SubmitOutcome =
   { kind: 'created'; task: TaskRow } | { kind: 'replayed'; task: TaskRow } | { kind: 'key_conflict'; task: TaskRow };
 
-export async function submitTask(db: Queryable, hints: Hints, input: NewTask): Promise<SubmitOutcome> {
+export interface SubmitOptions {
+  /** Runs after the replay check and before the first write; throw to refuse (a full queue). */
+  beforeWrite?: () => Promise<void>;
+}
+
+export async function submitTask(
+  db: Queryable,
+  hints: Hints,
+  input: NewTask,
+  options: SubmitOptions = {},
+): Promise<SubmitOutcome> {
   if (input.idempotencyKey !== undefined) {
     const existing = await findByKey(db, input);
     if (existing) return existing;
   }
+  await options.beforeWrite?.();
   const { rows: tag } = await db.query<{ last_vtime: number }>({
     name: 'easel_take_tag',
     text: TAKE_TAG,

@@ -4,6 +4,7 @@ import type { Pool } from '../../db/pool.js';
 import { ApiError } from '../../domain/errors.js';
 import type { Storage } from '../../storage/storage.js';
 import { findImage } from '../../tasks/queries.js';
+import { Uuid } from '../schemas/task.js';
 
 export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
   app,
@@ -16,7 +17,10 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
         summary: "Download one of a task's images",
         description: 'A stable URL: the bytes behind it never change, so it is cacheable forever.',
         tags: ['tasks'],
-        params: Type.Object({ id: Type.String({ format: 'uuid' }), index: Type.String({ pattern: '^[0-9]{1,2}$' }) }),
+        params: Type.Object({
+          id: Uuid({ description: 'The task id.' }),
+          index: Type.String({ pattern: '^[0-9]{1,2}$' }),
+        }),
         produces: ['image/png', 'image/jpeg', 'image/webp'],
       },
     },

@@ -10,7 +10,9 @@ import {
   TaskIdParams,
   TaskListSchema,
   TaskSchema,
+  UUID_REGEXP,
 } from '../schemas/task.js';
+import { preferredWaitSeconds } from '../prefer.js';
 import { toTaskResource } from '../task-resource.js';
 
 export interface TaskRoutesOptions {
@@ -22,32 +24,26 @@ export interface TaskRoutesOptions {
 const problems = { 400: ProblemSchema, 404: ProblemSchema, 409: ProblemSchema };
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** `Prefer: wait=N` (RFC 7240); a bare `wait` means the server's maximum. */
-function parseWait(header: string | undefined, maxSeconds: number): number | undefined {
-  if (!header) return undefined;
-  const match = /(?:^|[,;\s])wait(?:=(\d+))?/i.exec(header);
-  if (!match) return undefined;
-  return Math.min(maxSeconds, match[1] === undefined ? maxSeconds : Number(match[1]));
-}
-
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
   app,
   { tasks, baseUrl, waitMaxSeconds },
 ) => {
+  // Problems a submit can answer beyond the common ones: a full queue.
+  const submitProblems = { ...problems, 503: ProblemSchema };
   app.post(
     '/v1/tasks',
     {
       schema: {
         summary: 'Submit a generation task',
         description:
-          'Queues a task and answers 202 with its id, queue position and ETA. With `Prefer: wait=N` the answer waits up to N seconds and is 200 with the finished task if it finishes in time. With `Idempotency-Key`, repeating the same request returns the same task; the same key with a different body is 409.',
+          'Queues a task and answers 202 with its id, queue position and ETA. With `Prefer: wait=N` the answer waits up to N seconds and is 200 with the finished task if it finishes in time. With `Idempotency-Key`, repeating the same request (compared after defaults are applied) returns the same task with `Idempotent-Replayed: true` and the status a fresh submit would get; the same key with a different request is 409. While the queue is full: 503 QUEUE_FULL with Retry-After.',
         tags: ['tasks'],
         body: SubmitTaskBody,
         headers: Type.Object({
           'idempotency-key': Type.Optional(Type.String()),
           prefer: Type.Optional(Type.String()),
         }),
-        response: { 200: TaskSchema, 202: TaskSchema, ...problems },
+        response: { 200: TaskSchema, 202: TaskSchema, ...submitProblems },
       },
     },
     async (request, reply) => {
@@ -57,22 +53,36 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
           errors: [
             {
               field: 'Idempotency-Key',
+              pointer: '/idempotency-key',
+              in: 'header',
               code: 'BAD_FORMAT',
               message: 'Idempotency-Key must be 1–255 visible ASCII characters',
             },
           ],
         });
       }
-      const { view, replayed } = await tasks.submit(request.userId, request.body, key);
-      const wait = parseWait(request.headers.prefer, waitMaxSeconds);
+      const wait = preferredWaitSeconds(request.headers.prefer, waitMaxSeconds);
+      const { view, replayed, degradedBy } = await tasks.submit(request.userId, request.body, key);
+      if (degradedBy)
+        request.log.warn({ err: degradedBy, taskId: view.task.id }, 'task queued; reading its position failed');
+      // From here on the task exists: nothing may turn the answer into an error, or a client
+      // without an Idempotency-Key would submit it again.
       let current = view;
+      let waited = false;
       if (wait !== undefined) {
-        reply.header('preference-applied', `wait=${wait}`);
-        current = await tasks.waitForFinish(request.userId, view.task.id, wait * 1000);
+        try {
+          current = await tasks.waitForFinish(request.userId, view.task.id, wait * 1000);
+          waited = true;
+          reply.header('preference-applied', `wait=${wait}`);
+        } catch (error) {
+          request.log.warn({ err: error, taskId: view.task.id }, 'task queued; waiting for it failed');
+        }
       }
       if (replayed) reply.header('idempotent-replayed', 'true');
+      // One rule for fresh submits and replays alike: 200 only when the answer waited and the
+      // task is finished; otherwise 202, "accepted", whatever state the body shows.
       return reply
-        .code(isTerminal(current.task.status) ? 200 : 202)
+        .code(waited && isTerminal(current.task.status) ? 200 : 202)
         .header('location', `/v1/tasks/${current.task.id}`)
         .send(toTaskResource(current, baseUrl));
     },
@@ -107,11 +117,23 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       if (limit < 1 || limit > 100) {
         throw new ApiError('VALIDATION_FAILED', 'limit must be from 1 to 100', {
           errors: [
-            { field: 'limit', code: limit < 1 ? 'TOO_SMALL' : 'TOO_LARGE', message: 'limit must be from 1 to 100' },
+            {
+              field: 'limit',
+              pointer: '/limit',
+              in: 'query',
+              code: limit < 1 ? 'TOO_SMALL' : 'TOO_LARGE',
+              message: 'limit must be from 1 to 100',
+            },
           ],
         });
       }
-      if (cursor !== undefined && !/^[0-9a-f-]{36}$/i.test(cursor)) throw new ApiError('INVALID_CURSOR');
+      // A cursor is a task id; anything else would reach PostgreSQL's uuid cast and fail there.
+      if (cursor !== undefined && !UUID_REGEXP.test(cursor)) {
+        const message = 'cursor must be a next_cursor from an earlier page';
+        throw new ApiError('INVALID_CURSOR', message, {
+          errors: [{ field: 'cursor', pointer: '/cursor', in: 'query', code: 'BAD_FORMAT', message }],
+        });
+      }
       const page = await tasks.list(request.userId, { status, provider, before: cursor, limit });
       return { data: page.views.map((view) => toTaskResource(view, baseUrl)), next_cursor: page.nextCursor };
     },

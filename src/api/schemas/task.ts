@@ -1,21 +1,54 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type StringOptions } from '@sinclair/typebox';
+import { PROVIDER_OPTIONS_LIMITS } from '../../tasks/provider-options.js';
+import { STORABLE_TEXT_PATTERN, UNSTORABLE_TEXT_MESSAGE, type PatternRule } from '../../domain/validation.js';
 
 /** Request and response shapes of the task routes: one source for validation and OpenAPI. */
 
 export const PROMPT_MAX_LENGTH = 4000;
 
+const VISIBLE_PATTERN = '\\S';
+/**
+ * A canonical UUID, hex with dashes. Ajv's `uuid` format also accepts `urn:uuid:…`, which
+ * PostgreSQL refuses; every id the API takes uses this pattern instead (routes of other areas
+ * too: import `Uuid`).
+ */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+export const UUID_REGEXP = new RegExp(UUID_PATTERN);
+
+/** What each pattern means, for validation messages ("prompt must contain a visible character"). */
+export const PATTERN_RULES: Record<string, PatternRule> = {
+  [STORABLE_TEXT_PATTERN]: { code: 'INVALID_CHARACTER', message: UNSTORABLE_TEXT_MESSAGE },
+  [VISIBLE_PATTERN]: { code: 'BAD_FORMAT', message: 'must contain a visible character' },
+  [UUID_PATTERN]: { code: 'BAD_FORMAT', message: 'must be a UUID such as 0190a0a0-0000-7000-8000-000000000000' },
+  '^[0-9]{1,3}$': { code: 'BAD_FORMAT', message: 'must be a whole number' },
+  '^[0-9]{1,2}$': { code: 'BAD_FORMAT', message: 'must be a whole number' },
+};
+
+/** A string that is safe to store; every free-text input uses it. */
+export const StorableText = (options: StringOptions = {}) =>
+  Type.String({ ...options, pattern: STORABLE_TEXT_PATTERN });
+
+export const Uuid = (options: StringOptions = {}) =>
+  Type.String({ ...options, pattern: UUID_PATTERN, description: options.description ?? 'A UUID.' });
+
 export const SubmitTaskBody = Type.Object(
   {
-    prompt: Type.String({ minLength: 1, maxLength: PROMPT_MAX_LENGTH, pattern: '\\S', description: 'What to draw.' }),
-    negative_prompt: Type.Optional(Type.String({ maxLength: PROMPT_MAX_LENGTH, description: 'What to avoid.' })),
+    prompt: StorableText({
+      minLength: 1,
+      maxLength: PROMPT_MAX_LENGTH,
+      // A second pattern needs its own subschema; the type repeats so strict mode knows it.
+      allOf: [{ type: 'string', pattern: VISIBLE_PATTERN }],
+      description: 'What to draw: at least one visible character.',
+    }),
+    negative_prompt: Type.Optional(StorableText({ maxLength: PROMPT_MAX_LENGTH, description: 'What to avoid.' })),
     kind: Type.Optional(
       Type.Literal('txt2img', { description: 'txt2img for now; img2img arrives with input images.' }),
     ),
     provider: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' }),
+      StorableText({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' }),
     ),
     model: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 200, description: "Defaults to the provider's first model." }),
+      StorableText({ minLength: 1, maxLength: 200, description: "Defaults to the provider's first model." }),
     ),
     width: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
     height: Type.Optional(Type.Integer({ minimum: 64, maximum: 4096, multipleOf: 8 })),
@@ -28,7 +61,9 @@ export const SubmitTaskBody = Type.Object(
     priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Higher runs first. Default 5.' })),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
     provider_options: Type.Optional(
-      Type.Record(Type.String(), Type.Unknown(), { description: 'Passed to the provider untouched.' }),
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: `Options of the chosen model (see its \`options\` schema at GET /v1/providers); at most ${PROVIDER_OPTIONS_LIMITS.maxBytes} bytes as JSON and ${PROVIDER_OPTIONS_LIMITS.maxDepth} levels deep.`,
+      }),
     ),
   },
   { additionalProperties: false, $id: 'SubmitTask' },
@@ -95,12 +130,12 @@ export const TaskSchema = Type.Object(
 );
 export type TaskResource = Static<typeof TaskSchema>;
 
-export const TaskIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export const TaskIdParams = Type.Object({ id: Uuid({ description: 'The task id.' }) });
 
 export const ListTasksQuery = Type.Object(
   {
     status: Type.Optional(TaskStatusSchema),
-    provider: Type.Optional(Type.String({ maxLength: 64 })),
+    provider: Type.Optional(StorableText({ maxLength: 64 })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$', description: '1–100, default 20.' })),
     cursor: Type.Optional(Type.String({ description: 'next_cursor from the previous page.' })),
   },
@@ -120,7 +155,16 @@ export const ProblemSchema = Type.Object(
     code: Type.String({ description: 'Stable machine code; see docs/errors.md.' }),
     detail: Type.Optional(Type.String()),
     errors: Type.Optional(
-      Type.Array(Type.Object({ field: Type.String(), code: Type.String(), message: Type.String() })),
+      Type.Array(
+        Type.Object({
+          field: Type.String({ description: 'Dotted name, kept for older clients; prefer `pointer`.' }),
+          pointer: Type.String({ description: 'JSON pointer to the value within the part named by `in`.' }),
+          in: Type.Union([Type.Literal('body'), Type.Literal('query'), Type.Literal('path'), Type.Literal('header')]),
+          code: Type.String({ description: 'Rule code: REQUIRED, UNKNOWN_FIELD, WRONG_TYPE, …' }),
+          message: Type.String(),
+        }),
+        { description: 'Every bad field, one entry per field and rule.' },
+      ),
     ),
   },
   { $id: 'Problem', additionalProperties: true },

@@ -7,7 +7,7 @@ import {
   type ProviderErrorClass,
 } from '../errors.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
-import { parseSketchOptions } from './options.js';
+import { parseSketchOptions, SketchOptionsSchema } from './options.js';
 import { renderSketch } from './render.js';
 
 const MODELS: ModelInfo[] = [
@@ -18,6 +18,7 @@ const MODELS: ModelInfo[] = [
     maxHeight: 2048,
     maxSteps: 150,
     description: 'Offline, deterministic abstract sketches: same prompt, seed and size give the same PNG.',
+    options: SketchOptionsSchema,
   },
 ];
 

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import { PermanentError, type ProviderErrorClass } from '../errors.js';
 
 /** `provider_options` the sketch provider accepts: latency and faults on demand. */
@@ -14,6 +15,46 @@ export interface SketchOptions {
 
 const FAIL_CLASSES: readonly ProviderErrorClass[] = ['retryable', 'rate_limited', 'credential', 'permanent'];
 const KNOWN = new Set(['delay_ms', 'fail', 'fail_attempts', 'retry_after_ms']);
+
+/**
+ * The same rules as `parseSketchOptions`, as the JSON Schema the API checks at submit. The
+ * parser stays: the adapter is the last line of defence for tasks queued by other means.
+ */
+export const SketchOptionsSchema = Type.Object(
+  {
+    delay_ms: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 600_000, description: 'How long generating takes, spread over the steps.' }),
+    ),
+    fail: Type.Optional(
+      Type.Union(
+        FAIL_CLASSES.map((errorClass) => Type.Literal(errorClass)),
+        { description: 'Fail in this class after the delay (for testing retries).' },
+      ),
+    ),
+    fail_attempts: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description: 'Fail only while the attempt is at most this; needs fail.',
+      }),
+    ),
+    retry_after_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 3_600_000,
+        description: 'The Retry-After a rate_limited failure carries; needs fail: rate_limited.',
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    // An option that would silently do nothing is more likely a typo than a wish.
+    dependentRequired: { fail_attempts: ['fail'] },
+    dependentSchemas: {
+      retry_after_ms: { type: 'object', required: ['fail'], properties: { fail: { const: 'rate_limited' } } },
+    },
+  },
+);
 
 const invalid = (message: string) => new PermanentError('INVALID_PROVIDER_OPTIONS', `sketch: ${message}`);
 
