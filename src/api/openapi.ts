@@ -35,6 +35,10 @@ const HEADERS = {
   },
   ETag: { description: "The image's sha256, quoted. The bytes behind a URL never change.", schema: { type: 'string' } },
   'Cache-Control': { description: 'Cacheable for a year, by this user only.', schema: { type: 'string' } },
+  'Retry-After': {
+    description: 'Seconds to wait before trying again.',
+    schema: { type: 'string', pattern: '^[0-9]+$' },
+  },
 } satisfies Record<string, Header>;
 type HeaderName = keyof typeof HEADERS;
 
@@ -78,10 +82,12 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
+      503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already; nothing was written (${codes('QUEUE_FULL')}).`,
     },
     headers: {
       200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
       202: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
+      503: ['Retry-After'],
     },
   },
   'GET /v1/tasks': {
@@ -127,11 +133,14 @@ const OPERATIONS: Record<string, OperationFacts> = {
     problems: {
       400: `A query parameter breaks a rule (${codes('VALIDATION_FAILED')}), or the event id is not one this API sent (${codes('INVALID_EVENT_ID')}).`,
       404: NO_TASK,
+      410: `The events after \`Last-Event-ID\` are past retention (${codes('EVENT_ID_EXPIRED')}): re-read the task and reconnect without it.`,
+      429: `Too many open event streams for you or on this API process (${codes('TOO_MANY_STREAMS')}).`,
     },
+    headers: { 429: ['Retry-After'] },
     responses: {
       200: {
         description:
-          'A stream of server-sent events: `connected`, then `task_update` (JSON data, with an `id`) and `heartbeat`.',
+          'A stream of server-sent events: `connected`, then `task_update` (JSON data, with an `id`) and `heartbeat`; with `task_id`, a final `done` after the task finished, then the stream ends.',
         content: { 'text/event-stream': { schema: { type: 'string' } } },
       },
     },

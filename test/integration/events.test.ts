@@ -124,6 +124,14 @@ describe('GET /v1/events', () => {
       '/v1/events?task_id=0190a0a0-0000-7000-8000-000000000000',
     );
     expect(missing.status).toBe(404);
+    // Passes a lax `uuid` format check, but PostgreSQL would refuse it: a 400, not a 500.
+    const urn = await api<{ code: string; errors: Array<{ pointer: string }> }>(
+      easel.url,
+      'GET',
+      '/v1/events?task_id=urn:uuid:0190a0a0-0000-7000-8000-000000000000',
+    );
+    expect(urn.status).toBe(400);
+    expect(urn.body.errors[0]!.pointer).toBe('/task_id');
   });
 });
 

@@ -9,7 +9,7 @@ import type { EventHub } from '../../events/hub.js';
 import { checkResumePoint } from '../../events/retention.js';
 import { StreamSlots, type StreamLimits } from '../../events/stream-slots.js';
 import { sendProblem } from '../problem.js';
-import { ProblemSchema } from '../schemas/task.js';
+import { ProblemSchema, Uuid } from '../schemas/task.js';
 import { toTaskUpdate } from '../task-resource.js';
 
 export interface EventRoutesOptions {
@@ -42,7 +42,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         tags: ['events'],
         querystring: Type.Object(
           {
-            task_id: Type.Optional(Type.String({ format: 'uuid' })),
+            task_id: Type.Optional(Uuid()),
             last_event_id: Type.Optional(Type.String({ description: 'Same as the Last-Event-ID header.' })),
           },
           { additionalProperties: false },
