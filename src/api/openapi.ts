@@ -69,6 +69,7 @@ const BAD_ID = `The id is not a UUID (${codes('VALIDATION_FAILED')}), or a body 
 const TOO_LARGE = `The body exceeds \`EASEL_BODY_LIMIT_BYTES\` (${codes('BODY_TOO_LARGE')}).`;
 const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
 const NO_TASK = `No task with that id is yours (${codes('TASK_NOT_FOUND')}).`;
+const DATABASE_DOWN = `The database is restarting or out of reach (${codes('DATABASE_UNAVAILABLE')}); try again after \`Retry-After\` seconds.`;
 const WRONG_HOST = `The \`Host\` header names no host this server answers to (${codes('HOST_NOT_ALLOWED')}); see EASEL_ALLOWED_HOSTS.`;
 
 const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
@@ -82,7 +83,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already; nothing was written (${codes('QUEUE_FULL')}).`,
+      503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already and nothing was written (${codes('QUEUE_FULL')}). Or: ${DATABASE_DOWN}`,
     },
     headers: {
       200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
@@ -92,9 +93,17 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /v1/tasks': {
     operationId: 'listTasks',
-    problems: { 400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).` },
+    problems: {
+      400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
   },
-  'GET /v1/tasks/{id}': { operationId: 'getTask', problems: { 400: BAD_REQUEST, 404: NO_TASK } },
+  'GET /v1/tasks/{id}': {
+    operationId: 'getTask',
+    problems: { 400: BAD_REQUEST, 404: NO_TASK, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
   'POST /v1/tasks/{id}/cancel': {
     operationId: 'cancelTask',
     problems: {
@@ -103,7 +112,9 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The task already finished (${codes('TASK_NOT_CANCELABLE')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
     },
+    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/tasks/{id}/retry': {
     operationId: 'retryTask',
@@ -113,11 +124,17 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `Only failed or canceled tasks can be retried (${codes('TASK_NOT_RETRYABLE')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
     },
+    headers: { 503: ['Retry-After'] },
   },
   'GET /v1/tasks/{id}/images/{index}': {
     operationId: 'getTaskImage',
-    problems: { 400: BAD_REQUEST, 404: `The task has no image at that index (${codes('IMAGE_NOT_FOUND')}).` },
+    problems: {
+      400: BAD_REQUEST,
+      404: `The task has no image at that index (${codes('IMAGE_NOT_FOUND')}).`,
+      503: DATABASE_DOWN,
+    },
     responses: {
       200: {
         description: 'The image bytes.',
@@ -125,7 +142,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       },
       304: { description: '`If-None-Match` names the current ETag: the copy you have is the image.' },
     },
-    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'], 503: ['Retry-After'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
   'GET /v1/events': {
@@ -135,8 +152,9 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_TASK,
       410: `The events after \`Last-Event-ID\` are past retention (${codes('EVENT_ID_EXPIRED')}): re-read the task and reconnect without it.`,
       429: `Too many open event streams for you or on this API process (${codes('TOO_MANY_STREAMS')}).`,
+      503: DATABASE_DOWN,
     },
-    headers: { 429: ['Retry-After'] },
+    headers: { 429: ['Retry-After'], 503: ['Retry-After'] },
     responses: {
       200: {
         description:
@@ -174,7 +192,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     },
   },
   'GET /v1/providers': { operationId: 'listProviders', problems: {} },
-  'GET /v1/queue': { operationId: 'getQueue', problems: {} },
+  'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
 };
 
 function problemResponse(description: string): Response {

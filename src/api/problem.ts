@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, ErrorCodes, type ErrorCode } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../db/pool.js';
 import { describeSchemaErrors, type IssueLocation, type SchemaError } from '../domain/validation.js';
 import { PATTERN_RULES } from './schemas/task.js';
 
@@ -40,6 +41,9 @@ export function sendProblem(
     });
 }
 
+/** What a client is told to wait when the database is out of reach: about one pool reconnect. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError & { validationContext?: string }, request, reply) => {
     if (error instanceof ApiError) {
@@ -57,6 +61,14 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     if (mapped) return sendProblem(reply, mapped, error.message);
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return sendProblem(reply, 'VALIDATION_FAILED', error.message);
+    }
+    if (isDatabaseUnavailable(error)) {
+      // Not a bug: the database is restarting or out of reach. Clients may retry; the pools reconnect.
+      request.log.warn({ err: error }, 'request failed: database unavailable');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendProblem(reply, 'DATABASE_UNAVAILABLE', undefined, {
+        retry_after_seconds: DATABASE_RETRY_AFTER_SECONDS,
+      });
     }
     request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, 'INTERNAL', 'something went wrong on our side; the log has the details');

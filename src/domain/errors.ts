@@ -23,6 +23,7 @@ export const ErrorCodes = {
   NOT_READY: { status: 503, title: 'The service is not ready' },
   QUEUE_FULL: { status: 503, title: 'The queue is full; try again later' },
   INTERNAL: { status: 500, title: 'Internal error' },
+  DATABASE_UNAVAILABLE: { status: 503, title: 'The database is not reachable right now; try again shortly' },
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams' },
   EVENT_ID_EXPIRED: { status: 410, title: 'Events after this Last-Event-ID are no longer kept' },
   HOST_NOT_ALLOWED: { status: 421, title: 'This server does not answer to that host name' },

@@ -33,6 +33,13 @@ describe('a database restart', () => {
       provider_options: { delay_ms: 1500 },
     });
     await server.stop();
+    // While it is down the API says so plainly, with when to come back, instead of a 500.
+    const down = await api<{ code: string }>(easel.url, 'GET', '/v1/tasks');
+    expect({ status: down.status, code: down.body.code, retryAfter: down.headers.get('retry-after') }).toEqual({
+      status: 503,
+      code: 'DATABASE_UNAVAILABLE',
+      retryAfter: '5',
+    });
     server = await startEmbeddedPostgres({
       dataDir: path.join(root, 'postgres'),
       port: server.port,

@@ -63,18 +63,29 @@ describe('/openapi.json', () => {
   it('declares the image route with its bytes, 304 and 404, ETag and Cache-Control', () => {
     const image = operation('get', '/v1/tasks/{id}/images/{index}');
     expect(Object.keys(image.responses['200']!.content!)).toEqual(['image/png', 'image/jpeg', 'image/webp']);
-    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421']);
+    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421', '503']);
     expect(Object.keys(image.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
     expect(Object.keys(image.responses['304']!.headers!)).toEqual(['ETag', 'Cache-Control']);
   });
 
   it('lists the statuses each operation can answer, no more, no fewer', () => {
     expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '503']);
-    expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429']);
-    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421']);
-    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421']);
-    expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual(['200', '202', '400', '404', '409', '413', '415', '421']);
-    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual(['202', '400', '404', '409', '413', '415', '421']);
+    expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
+    expect(statuses('get', '/v1/providers')).toEqual(['200', '421']);
+    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '503']);
+    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '503']);
+    expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual([
+      '200',
+      '202',
+      '400',
+      '404',
+      '409',
+      '413',
+      '415',
+      '421',
+      '503',
+    ]);
+    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual(['202', '400', '404', '409', '413', '415', '421', '503']);
     expect(statuses('get', '/readyz')).toEqual(['200', '503']);
     expect(statuses('get', '/healthz')).toEqual(['200']);
   });
