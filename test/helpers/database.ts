@@ -30,3 +30,14 @@ export async function createUser(pool: Pool, name: string): Promise<string> {
   await pool.query('INSERT INTO users (id, name) VALUES ($1, $2)', [id, name]);
   return id;
 }
+
+/** One statement on a connection of its own, for servers the test starts itself. */
+export async function queryOnce(url: string, sql: string): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}

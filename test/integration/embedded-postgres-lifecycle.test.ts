@@ -4,11 +4,11 @@ import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { removeStalePidFile } from '../../src/db/postmaster-pid.js';
+import { queryOnce } from '../helpers/database.js';
 import { testLogger } from '../helpers/easel.js';
 import { eventually, isAlive } from '../helpers/processes.js';
 
@@ -34,16 +34,6 @@ async function started(options: Parameters<typeof startEmbeddedPostgres>[0]): Pr
   cleanups.push(() => server.stop());
   return server;
 }
-
-const query = async (url: string, sql: string) => {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-};
 
 const postmasterPid = (dataDir: string) =>
   Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
@@ -122,8 +112,8 @@ describe('embedded PostgreSQL lifecycle', () => {
     expect([a.owned, b.owned].sort()).toEqual([false, true]);
     expect(a.port).toBe(b.port);
     expect(lines.filter((line) => line.includes('initialising embedded PostgreSQL')).length).toBe(1);
-    expect(await query(a.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
-    expect(await query(b.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(a.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(b.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
   }, 60_000);
 
   it('adopts a server reached through another path to its data directory, and leaves its postmaster.pid alone', async () => {
@@ -133,7 +123,7 @@ describe('embedded PostgreSQL lifecycle', () => {
     const other = await started({ dataDir: path.join(root, 'real', 'postgres'), log: testLogger() });
     expect(other).toMatchObject({ owned: false, port: owner.port });
     expect(existsSync(path.join(root, 'real', 'postgres', 'postmaster.pid'))).toBe(true);
-    expect(await query(owner.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(owner.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
   }, 60_000);
 
   it('restarts on the port it used before', async () => {
@@ -152,13 +142,13 @@ describe('embedded PostgreSQL lifecycle', () => {
     cleanups.push(() => killIfAlive(firstPid));
     const adopter = await started({ dataDir, log: testLogger() });
     expect(adopter).toMatchObject({ owned: false, port: owner.port });
-    await query(adopter.connectionString, 'CREATE TABLE survives (v int); INSERT INTO survives VALUES (7)');
+    await queryOnce(adopter.connectionString, 'CREATE TABLE survives (v int); INSERT INTO survives VALUES (7)');
 
     owner.child.kill('SIGKILL'); // its guard stops the server; nobody runs it now but the adopter
     await eventually('the first postmaster to stop', async () => isGone(firstPid), 20_000);
     const rows = await eventually(
       'the adopter to bring the server back',
-      async () => query(adopter.connectionString, 'SELECT v FROM survives').catch(() => undefined),
+      async () => queryOnce(adopter.connectionString, 'SELECT v FROM survives').catch(() => undefined),
       20_000,
       200,
     );
@@ -177,7 +167,7 @@ describe('embedded PostgreSQL lifecycle', () => {
     process.kill(firstPid, 'SIGKILL');
     const rows = await eventually(
       'the owner to start the server again',
-      async () => query(server.connectionString, 'SELECT 1 AS one').catch(() => undefined),
+      async () => queryOnce(server.connectionString, 'SELECT 1 AS one').catch(() => undefined),
       30_000,
       200,
     );
@@ -192,7 +182,7 @@ describe('embedded PostgreSQL lifecycle', () => {
     const adopter = await startEmbeddedPostgres({ dataDir, log: testLogger() });
     await adopter.stop();
     expect(owner.owned).toBe(true);
-    expect(await query(owner.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(owner.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
     expect(await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).toContain(String(owner.port));
   }, 60_000);
 
@@ -232,7 +222,7 @@ describe('embedded PostgreSQL lifecycle', () => {
 
       const server = await started({ dataDir, log: testLogger() });
       expect(server.owned).toBe(true);
-      expect(await query(server.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+      expect(await queryOnce(server.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
       expect(readdirSync(parent).filter((name) => name.includes('initdb'))).toEqual([]);
     },
     60_000,

@@ -1,9 +1,9 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { queryOnce } from '../helpers/database.js';
 import { testLogger } from '../helpers/easel.js';
 import { isAlive } from '../helpers/processes.js';
 
@@ -16,35 +16,25 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const query = async (url: string, sql: string) => {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-};
-
 describe('embedded PostgreSQL', () => {
   it('starts, keeps data across restarts, is adopted by a second process, and stops', async () => {
     const dataDir = path.join(root, 'a', 'postgres');
     const first = await startEmbeddedPostgres({ dataDir, log: testLogger() });
     expect(first.owned).toBe(true);
-    await query(first.connectionString, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)');
+    await queryOnce(first.connectionString, 'CREATE TABLE kept (v int); INSERT INTO kept VALUES (42)');
     const pid = Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
 
     const adopter = await startEmbeddedPostgres({ dataDir, log: testLogger() });
     expect(adopter).toMatchObject({ owned: false, port: first.port });
     await adopter.stop();
-    expect(await query(first.connectionString, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
+    expect(await queryOnce(first.connectionString, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
 
     await first.stop();
     await first.stop(); // idempotent
     expect(isAlive(pid)).toBe(false);
 
     const again = await startEmbeddedPostgres({ dataDir, log: testLogger() });
-    expect(await query(again.connectionString, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
+    expect(await queryOnce(again.connectionString, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
     await again.stop();
   });
 
@@ -55,7 +45,7 @@ describe('embedded PostgreSQL', () => {
     await writeFile(path.join(dataDir, 'postmaster.pid'), `999999\n${dataDir}\n0\n${server.port}\n`);
     const restarted = await startEmbeddedPostgres({ dataDir, log: testLogger() });
     expect(restarted.owned).toBe(true);
-    expect(await query(restarted.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await queryOnce(restarted.connectionString, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
     await restarted.stop();
   });
 
