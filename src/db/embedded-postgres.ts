@@ -177,14 +177,17 @@ async function adoptRunningServer(
   } finally {
     await client.end().catch(() => undefined);
   }
-  log.info({ pid: pidFile.pid, port: pidFile.port }, 'using the embedded PostgreSQL another Easel process runs');
+  log.info(
+    { postgresPid: pidFile.pid, port: pidFile.port },
+    'using the embedded PostgreSQL another Easel process runs',
+  );
   return { connectionString: url, port: pidFile.port, owned: false, stop: async () => {} };
 }
 
 async function removeStalePidFile(dataDir: string, log: Logger): Promise<void> {
   const pidFile = await readPidFile(dataDir);
   if (!pidFile) return;
-  log.warn({ pid: pidFile.pid }, 'removing stale postmaster.pid left by a server that is gone');
+  log.warn({ postgresPid: pidFile.pid }, 'removing stale postmaster.pid left by a server that is gone');
   await rm(path.join(dataDir, 'postmaster.pid'), { force: true });
 }
 
