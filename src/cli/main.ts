@@ -46,7 +46,11 @@ const program = new Command('easel')
   .description('Self-hosted image-generation gateway: one queued HTTP API with live progress across providers.')
   .version(version, '-V, --version', 'print the version')
   .option('--debug', 'print the stack trace of an error (as LOG_LEVEL=debug does)')
-  .showHelpAfterError()
+  // A usage error is one line like every other error; the help is a flag away. Subcommands
+  // inherit this, so it comes before them.
+  .configureOutput({
+    outputError: (message, write) => write(`easel: ${message.trim().replace(/^error: /, '')} (see --help)\n`),
+  })
   .addHelpText(
     'after',
     examples(
@@ -169,6 +173,13 @@ const wantsStack = () =>
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`easel: ${explainError(error, errorContext)}\n`);
-  if (wantsStack()) process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+  if (wantsStack()) {
+    for (let cause = error, depth = 0; cause !== undefined && depth < 5; depth++) {
+      process.stderr.write(
+        `${depth > 0 ? 'caused by: ' : ''}${cause instanceof Error ? cause.stack : String(cause)}\n`,
+      );
+      cause = cause instanceof Error ? cause.cause : undefined;
+    }
+  }
   process.exit(1);
 });

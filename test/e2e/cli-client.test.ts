@@ -72,8 +72,9 @@ describe('easel tasks ls', () => {
     async (limit) => {
       const result = await cli('tasks', 'ls', '--limit', limit);
       expect(result.code).not.toBe(0);
+      expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
       expect(result.stderr).toMatch(
-        /--limit <n>' argument '.*' is invalid\. (must be from 1 to 100|not a whole number)/,
+        /^easel: option '--limit <n>' argument '.*' is invalid\. (must be from 1 to 100|not a whole number)/,
       );
       expect(result.stdout).toBe('');
     },
