@@ -3,7 +3,11 @@ import type { LogFormat } from './config/config.js';
 
 export type { Logger };
 
-/** Pretty lines on a terminal, JSON lines everywhere else (files, containers, CI). */
+/**
+ * Pretty lines on a terminal, JSON lines everywhere else (files, containers, CI). Every line
+ * carries this process's `pid` and `hostname`; pino does not merge keys, so another process's
+ * id must be logged under another name (`postgresPid`), or the line holds `pid` twice.
+ */
 export function createLogger(options: { level: string; format: LogFormat; name?: string }): Logger {
   const pretty = options.format === 'pretty' || (options.format === 'auto' && process.stdout.isTTY === true);
   return pino({

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, readChoice, readInt, readLimits, readString, readUrl, type Env } from './env.js';
+import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -70,7 +70,7 @@ const SECOND = 1000;
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(readString(env, 'EASEL_DATA_DIR', './data'));
   const config: Config = {
-    host: readString(env, 'HOST', '127.0.0.1'),
+    host: readHost(env, 'HOST', '127.0.0.1'),
     port: readInt(env, 'PORT', 8080, { min: 0, max: 65535 }),
     publicUrl: readUrl(env, 'EASEL_PUBLIC_URL', ['http:', 'https:'])?.replace(/\/+$/, ''),
     dataDir,

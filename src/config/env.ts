@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * Small typed readers for environment variables. Each one either returns a valid value or
  * throws a ConfigError that names the variable, what it got and what it wanted, so a bad
@@ -16,6 +18,23 @@ function raw(env: Env, name: string): string | undefined {
 
 export function readString(env: Env, name: string, fallback: string): string {
   return raw(env, name) ?? fallback;
+}
+
+// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+const HOSTNAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** An address to listen on: an IPv4 or IPv6 address, or a host name (not a URL, not host:port). */
+export function readHost(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  // `999.1.1.1` is a valid host name by the letter of RFC 1123, but nobody means it as one.
+  const validName = HOSTNAME.test(value) && !/^[\d.]+$/.test(value);
+  if (isIP(value) === 0 && !validName) {
+    throw new ConfigError(
+      `${name}=${JSON.stringify(value)} is not valid: expected an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0, :: or localhost`,
+    );
+  }
+  return value;
 }
 
 export function readInt(env: Env, name: string, fallback: number, range: { min: number; max: number }): number {

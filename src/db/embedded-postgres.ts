@@ -164,7 +164,10 @@ async function adoptRunningServer(dataDir: string, log: Logger): Promise<Running
       continue;
     }
     if (!(await sameDirectory(settled, dataDir))) return undefined;
-    log.info(postmaster, 'using the embedded PostgreSQL another Easel process runs');
+    log.info(
+      { postgresPid: postmaster.pid, port: postmaster.port },
+      'using the embedded PostgreSQL another Easel process runs',
+    );
     return { connectionString: url, port: postmaster.port };
   }
 }

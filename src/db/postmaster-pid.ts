@@ -54,6 +54,6 @@ export async function removeStalePidFile(dataDir: string, log: Logger): Promise<
       `postgres (pid ${recorded.pid}) is running on ${dataDir}; stop it, or let Easel adopt it by starting no other server there`,
     );
   }
-  log.warn({ pid: recorded.pid }, 'removing stale postmaster.pid left by a server that is gone');
+  log.warn({ postgresPid: recorded.pid }, 'removing stale postmaster.pid left by a server that is gone');
   await rm(path.join(dataDir, 'postmaster.pid'), { force: true });
 }

@@ -51,7 +51,7 @@ async function acquire(lockFile: string, token: string, timeoutMs: number, log: 
       if (held === undefined) continue; // released a moment ago
       const holder = Number(held.split('\n')[0]);
       if (!isProcessAlive(holder)) {
-        log.warn({ lockFile, pid: holder }, 'breaking a start lock left by a process that is gone');
+        log.warn({ lockFile, holderPid: holder }, 'breaking a start lock left by a process that is gone');
         await breakStaleLock(lockFile, held);
         continue;
       }
@@ -60,7 +60,8 @@ async function acquire(lockFile: string, token: string, timeoutMs: number, log: 
           `timed out after ${Math.round(timeoutMs / 1000)} s waiting for process ${holder} to start embedded PostgreSQL (lock ${lockFile})`,
         );
       }
-      if (!waiting) log.debug({ lockFile, pid: holder }, 'waiting for another process to start embedded PostgreSQL');
+      if (!waiting)
+        log.debug({ lockFile, holderPid: holder }, 'waiting for another process to start embedded PostgreSQL');
       waiting = true;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }

@@ -1,9 +1,11 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { TaskResource } from '../../api/schemas/task.js';
 import { isTerminal } from '../../domain/task.js';
 import { CliError, type EaselClient } from '../client.js';
+import { handleInterrupts } from '../interrupt.js';
+import { prepareOutputDir } from '../output-dir.js';
 
 export interface GenerateOptions {
   provider?: string;
@@ -17,6 +19,8 @@ export interface GenerateOptions {
   negative?: string;
   option?: Record<string, unknown>;
   out: string;
+  /** Print the finished task as JSON on stdout; everything else goes to stderr. */
+  json?: boolean;
 }
 
 interface TaskUpdate {
@@ -28,9 +32,11 @@ interface TaskUpdate {
 
 /**
  * Submit, follow the task live (queue position while it waits, stage and progress while it
- * runs), then save the images. Exits non-zero when the task does not succeed.
+ * runs), then save the images. Exits non-zero when the task does not succeed. `--out` is
+ * checked before anything is submitted, so an unusable directory costs no work.
  */
 export async function generate(client: EaselClient, prompt: string, options: GenerateOptions): Promise<TaskResource> {
+  await prepareOutputDir(options.out);
   const body = {
     prompt,
     negative_prompt: options.negative,
@@ -46,6 +52,7 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
   };
   const { data: submitted } = await client.request<TaskResource>('POST', '/v1/tasks', body);
   const display = createDisplay(submitted);
+  const stopHandlingInterrupts = handleInterrupts(client, submitted.id, display.pause);
 
   // While queued, the stream says nothing; refresh the position and ETA from the task itself.
   const poll = setInterval(() => {
@@ -63,20 +70,23 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
     });
   } finally {
     clearInterval(poll);
+    stopHandlingInterrupts();
   }
   const { data: task } = await client.request<TaskResource>('GET', `/v1/tasks/${submitted.id}`);
   display.finish(task);
+  if (options.json) process.stdout.write(`${JSON.stringify(task, null, 2)}\n`);
   if (task.status !== 'succeeded') {
     throw new CliError(
       `task ${task.id} ${task.status}${task.error ? `: ${task.error.code}: ${task.error.message}` : ''}`,
     );
   }
-  await mkdir(options.out, { recursive: true });
+  // With --json, stdout holds only the task; the saved files are listed on stderr.
+  const report = options.json ? process.stderr : process.stdout;
   for (const image of task.images) {
     const extension = image.content_type.split('/')[1] ?? 'bin';
     const file = path.join(options.out, `${task.id}-${image.index}.${extension}`);
     await writeFile(file, await client.download(image.url));
-    process.stdout.write(`${file}  ${image.width}x${image.height} seed ${image.seed}\n`);
+    report.write(`${file}  ${image.width}x${image.height} seed ${image.seed}\n`);
   }
   return task;
 }
@@ -94,6 +104,7 @@ function createDisplay(task: TaskResource) {
     };
     line(describeQueued(task));
     return {
+      pause: () => undefined,
       queued: (t: TaskResource) => line(describeQueued(t)),
       update: (u: TaskUpdate) => line(u.status === 'running' ? `running: ${u.stage ?? ''} ${u.progress}%` : u.status),
       finish: (t: TaskResource) => line(t.status),
@@ -104,15 +115,24 @@ function createDisplay(task: TaskResource) {
     cliProgress.Presets.shades_classic,
   );
   bar.start(100, 0, { state: describeQueued(task) });
+  // Paused (by Ctrl-C, to leave the terminal to a message), the bar stays stopped.
+  let paused = false;
   return {
-    queued: (t: TaskResource) => bar.update({ state: describeQueued(t) }),
+    pause: () => {
+      paused = true;
+      bar.stop();
+    },
+    queued: (t: TaskResource) => paused || bar.update({ state: describeQueued(t) }),
     update: (u: TaskUpdate) =>
+      paused ||
       bar.update(u.status === 'running' ? u.progress : u.status === 'succeeded' ? 100 : 0, {
         state: u.status === 'running' ? `${u.stage ?? 'running'}` : u.status,
       }),
     finish: (t: TaskResource) => {
-      bar.update(t.status === 'succeeded' ? 100 : t.progress, { state: t.status });
-      bar.stop();
+      if (!paused) {
+        bar.update(t.status === 'succeeded' ? 100 : t.progress, { state: t.status });
+        bar.stop();
+      } else process.stderr.write(`${t.status}\n`);
     },
   };
 }

@@ -1,7 +1,13 @@
 import type { TaskResource } from '../../api/schemas/task.js';
 import type { EaselClient } from '../client.js';
 
-const print = (text: string) => process.stdout.write(`${text}\n`);
+const print = (text: string): void => void process.stdout.write(`${text}\n`);
+const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
+
+/** `--json`: print the API's answer as it is, for scripts. */
+interface JsonOption {
+  json?: boolean;
+}
 
 function row(task: TaskResource): string {
   const prompt = task.params.prompt.length > 40 ? `${task.params.prompt.slice(0, 39)}…` : task.params.prompt;
@@ -10,47 +16,61 @@ function row(task: TaskResource): string {
 
 export async function listTasks(
   client: EaselClient,
-  options: { status?: string; provider?: string; limit?: number },
+  options: JsonOption & { status?: string; provider?: string; limit?: number; cursor?: string },
 ): Promise<void> {
   const query = new URLSearchParams();
-  if (options.status) query.set('status', options.status);
-  if (options.provider) query.set('provider', options.provider);
-  if (options.limit) query.set('limit', String(options.limit));
+  if (options.status !== undefined) query.set('status', options.status);
+  if (options.provider !== undefined) query.set('provider', options.provider);
+  if (options.limit !== undefined) query.set('limit', String(options.limit));
+  if (options.cursor !== undefined) query.set('cursor', options.cursor);
   const { data } = await client.request<{ data: TaskResource[]; next_cursor: string | null }>(
     'GET',
     `/v1/tasks?${query}`,
   );
+  if (options.json) return printJson(data);
   if (data.data.length === 0) print('no tasks');
   data.data.forEach((task) => print(row(task)));
-  if (data.next_cursor) print(`… more: --cursor ${data.next_cursor}`);
+  if (data.next_cursor) {
+    // The hint repeats the filters, so pasting it continues the same listing.
+    const again = ['easel tasks ls'];
+    if (options.status !== undefined) again.push(`--status ${options.status}`);
+    if (options.provider !== undefined) again.push(`--provider ${options.provider}`);
+    if (options.limit !== undefined) again.push(`--limit ${options.limit}`);
+    print(`… more: ${[...again, `--cursor ${data.next_cursor}`].join(' ')}`);
+  }
 }
 
-export async function showTask(client: EaselClient, id: string) {
+export async function showTask(client: EaselClient, id: string): Promise<void> {
   const { data } = await client.request<TaskResource>('GET', `/v1/tasks/${id}`);
-  print(JSON.stringify(data, null, 2));
+  printJson(data);
 }
 
-export async function cancelTask(client: EaselClient, id: string) {
-  const { status } = await client.request<TaskResource>('POST', `/v1/tasks/${id}/cancel`);
+export async function cancelTask(client: EaselClient, id: string, options: JsonOption = {}): Promise<void> {
+  const { status, data } = await client.request<TaskResource>('POST', `/v1/tasks/${id}/cancel`);
+  if (options.json) return printJson(data);
   print(status === 202 ? `${id} cancel requested (running)` : `${id} canceled`);
 }
 
-export async function retryTask(client: EaselClient, id: string) {
-  await client.request<TaskResource>('POST', `/v1/tasks/${id}/retry`);
+export async function retryTask(client: EaselClient, id: string, options: JsonOption = {}): Promise<void> {
+  const { data } = await client.request<TaskResource>('POST', `/v1/tasks/${id}/retry`);
+  if (options.json) return printJson(data);
   print(`${id} queued again`);
 }
 
-export async function queueStatus(client: EaselClient) {
-  const { data } = await client.request<{
-    providers: Array<{
-      provider: string;
-      queued: number;
-      running: number;
-      concurrency_limit: number;
-      median_run_seconds: number | null;
-    }>;
-    workers: { live: number; slots: number };
-  }>('GET', '/v1/queue');
+interface QueueOverview {
+  providers: Array<{
+    provider: string;
+    queued: number;
+    running: number;
+    concurrency_limit: number;
+    median_run_seconds: number | null;
+  }>;
+  workers: { live: number; slots: number };
+}
+
+export async function queueStatus(client: EaselClient, options: JsonOption = {}): Promise<void> {
+  const { data } = await client.request<QueueOverview>('GET', '/v1/queue');
+  if (options.json) return printJson(data);
   print(`workers: ${data.workers.live} live, ${data.workers.slots} slots`);
   print(
     [
