@@ -113,7 +113,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     corsOrigins: readOriginList(env, 'EASEL_CORS_ORIGINS'),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
-    throw new Error(
+    throw new ConfigError(
       `EASEL_WORKER_DEAD_AFTER_MS (${config.worker.deadAfterMs}) must be at least twice EASEL_HEARTBEAT_MS (${config.worker.heartbeatMs}), or live workers would be declared dead`,
     );
   }
