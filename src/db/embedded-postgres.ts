@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -15,6 +15,7 @@ import {
 import { spawnGuardedPostgres, type GuardedPostgres } from './postgres-guard.js';
 import { removeStalePidFile, runningPostmaster, sameDirectory } from './postmaster-pid.js';
 import { withStartLock } from './start-lock.js';
+import { makeDirectories } from '../fs/make-directories.js';
 
 export interface EmbeddedPostgres {
   connectionString: string;
@@ -55,7 +56,7 @@ export async function startEmbeddedPostgres(options: {
 }): Promise<EmbeddedPostgres> {
   const dataDir = path.resolve(options.dataDir);
   const log = options.log;
-  await mkdir(path.dirname(dataDir), { recursive: true });
+  await makeDirectories(path.dirname(dataDir));
   const adoptOrStartLocked = () => withStartLock(dataDir, () => adoptOrStart(dataDir, options.port, log), { log });
   return superviseEmbeddedPostgres({ dataDir, first: await adoptOrStartLocked(), restart: adoptOrStartLocked, log });
 }

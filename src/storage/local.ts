@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { access, constants, mkdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, constants, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirectories } from '../fs/make-directories.js';
 import { assertSafeKey, type Storage } from './storage.js';
 
 /** Images in a folder on this machine (`<data dir>/images` by default). */
@@ -16,7 +17,7 @@ export function createLocalStorage(root: string): Storage {
       const target = resolve(key);
       const directory = path.dirname(target);
       if (!madeDirectories.has(directory)) {
-        await mkdir(directory, { recursive: true });
+        await makeDirectories(directory);
         madeDirectories.add(directory);
       }
       // Keys are never reused (they carry the attempt's lease), and a key is recorded only after
@@ -41,7 +42,7 @@ export function createLocalStorage(root: string): Storage {
       }
     },
     async check() {
-      await mkdir(root, { recursive: true });
+      await makeDirectories(root);
       await access(root, constants.W_OK);
     },
   };

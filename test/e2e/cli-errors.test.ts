@@ -72,6 +72,11 @@ describe.concurrent('start-up errors are one line with what to do, and no stack 
     expectOneClearLine(result, /EASEL_WORKER_DEAD_AFTER_MS .* EASEL_HEARTBEAT_MS/);
   });
 
+  it('a data directory that cannot be made (under /proc, where a recursive mkdir would spin forever)', async () => {
+    const result = await easel(['start'], { DATABASE_URL: '', EASEL_DATA_DIR: '/proc/easel-data', PORT: '0' });
+    expectOneClearLine(result, /\/proc\/easel-data: .*EASEL_DATA_DIR/);
+  });
+
   it('a port in use', async () => {
     const result = await api({ PORT: String(busyPort) });
     expectOneClearLine(
