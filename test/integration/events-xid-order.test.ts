@@ -1,8 +1,12 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import type { Pool } from '../../src/db/pool.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
-import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { api, startTestEasel, testLogger, type TestEasel } from '../helpers/easel.js';
+import { queryOnce } from '../helpers/database.js';
 import { eventually } from '../helpers/processes.js';
 import { openSse, type SseRecorder } from '../helpers/sse.js';
 import { advanceTransactionIdsTo, nextTransactionId } from '../helpers/xids.js';
@@ -11,7 +15,13 @@ import { advanceTransactionIdsTo, nextTransactionId } from '../helpers/xids.js';
  * Event ids are `<tx_id>_<id>`, and transaction ids grow past 999, 9999, … in any real database.
  * These tests push the cluster's transaction ids across powers of ten and check that replay,
  * live delivery and resume follow numeric order there, not the text order of the id strings.
+ *
+ * The file runs a young server of its own: on the shared test cluster, other files consume
+ * transaction ids meanwhile and can jump past a boundary before an event lands just below it.
  */
+
+let root: string;
+let server: EmbeddedPostgres;
 
 let easel: TestEasel;
 let taskId: string;
@@ -70,8 +80,13 @@ async function writeEventsAcross(pool: Pool, boundary: bigint): Promise<void> {
 const updatesOf = (stream: SseRecorder) => stream.updates().filter((u) => u.task_id === taskId);
 
 beforeAll(async () => {
-  const url = await createTestDatabase();
-  easel = await startTestEasel(url, { roles: { api: true, worker: false } });
+  root = await mkdtemp(path.join(os.tmpdir(), 'easel-xids-'));
+  await chmod(root, 0o755);
+  server = await startEmbeddedPostgres({ dataDir: path.join(root, 'postgres'), log: testLogger() });
+  await queryOnce(server.connectionString, 'CREATE DATABASE easel_xids');
+  const url = new URL(server.connectionString);
+  url.pathname = '/easel_xids';
+  easel = await startTestEasel(url.toString(), { roles: { api: true, worker: false } });
   const { body } = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'xid order', width: 64, height: 64 });
   taskId = body.id;
 
@@ -96,6 +111,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await easel?.stop();
+  await server?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
 });
 
 describe('event order across transaction-id powers of ten', () => {
