@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { loadConfig } from '../config/config.js';
+import { ConfigError } from '../config/env.js';
+import { clientFromEnv } from './client.js';
+import { generate } from './commands/generate.js';
+import { runMigrations } from './commands/migrate.js';
+import { serve } from './commands/serve.js';
+import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
+import type { ErrorContext } from './explain-error.js';
+import { collectOption, examples, integer, integerFrom } from './options.js';
+import type { Roles } from '../runtime/easel.js';
+
+// src/cli/program.ts and dist/cli/program.js both sit two levels below the package root.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/**
+ * Load the configuration before a server command starts, so a bad setting (or combination of
+ * settings) stops it with a ConfigError, and so a later connection or listen error can be
+ * tied to the setting it concerns.
+ */
+function checkServerConfig(errorContext: ErrorContext): void {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError((error as Error).message, { cause: error });
+  }
+  errorContext.server = { host: config.host, port: config.port, databaseUrl: config.databaseUrl };
+}
+
+const startServer = (errorContext: ErrorContext, roles: Roles) => async () => {
+  checkServerConfig(errorContext);
+  await serve(roles);
+};
+
+/**
+ * The whole command tree as a value: the entry point parses argv with it, and tests read every
+ * command's help from it without starting a process. `errorContext` is filled in by the server
+ * commands so the entry point's error handler can name the setting at fault.
+ */
+export function buildProgram(errorContext: ErrorContext): Command {
+  const program = new Command('easel')
+    .description('Self-hosted image-generation gateway: one queued HTTP API with live progress across providers.')
+    .version(version, '-V, --version', 'print the version')
+    .option('--debug', 'print the stack trace of an error (as LOG_LEVEL=debug does)')
+    // A usage error is one line like every other error; the help is a flag away. Subcommands
+    // inherit this, so it comes before them.
+    .configureOutput({
+      outputError: (message, write) => write(`easel: ${message.trim().replace(/^error: /, '')} (see --help)\n`),
+    })
+    .addHelpText(
+      'after',
+      examples(
+        'easel start',
+        'easel generate "a lighthouse at dusk" --seed 7 --out out',
+        'easel tasks ls --status running',
+        'easel <command> --help',
+      ) +
+        '\nSettings come from the environment or .env (see .env.example); EASEL_URL points the client\ncommands at a server other than http://127.0.0.1:$PORT.\n',
+    );
+
+  program
+    .command('start')
+    .description('run the API and a worker, with embedded PostgreSQL unless DATABASE_URL is set')
+    .addHelpText(
+      'after',
+      examples('easel start', 'PORT=9000 easel start', 'DATABASE_URL=postgres://easel@db/easel easel start'),
+    )
+    .action(startServer(errorContext, { api: true, worker: true }));
+  program
+    .command('api')
+    .description('run only the HTTP API (several may share one DATABASE_URL)')
+    .addHelpText('after', examples('DATABASE_URL=postgres://easel@db/easel HOST=0.0.0.0 easel api'))
+    .action(startServer(errorContext, { api: true, worker: false }));
+  program
+    .command('worker')
+    .description('run only a worker, which claims tasks from the queue in DATABASE_URL')
+    .addHelpText('after', examples('DATABASE_URL=postgres://easel@db/easel EASEL_WORKER_CONCURRENCY=4 easel worker'))
+    .action(startServer(errorContext, { api: false, worker: true }));
+  program
+    .command('migrate')
+    .description('apply database migrations (start, api and worker do this too)')
+    .addHelpText('after', examples('DATABASE_URL=postgres://easel@db/easel easel migrate'))
+    .action(async () => {
+      checkServerConfig(errorContext);
+      await runMigrations();
+    });
+
+  program
+    .command('generate')
+    .description('submit a task, follow its progress live and save its images')
+    .argument('<prompt>', 'what to draw')
+    .option('--provider <id>', 'provider to run it (default: EASEL_DEFAULT_PROVIDER)')
+    .option('--model <id>', "model of the provider (default: the provider's first)")
+    .option('--width <px>', 'image width', integer)
+    .option('--height <px>', 'image height', integer)
+    .option('--steps <n>', 'sampling steps', integer)
+    .option('--n <count>', 'number of images', integer)
+    .option('--seed <n>', 'seed, for the same image again', integer)
+    .option('--priority <0-10>', 'higher runs first', integer)
+    .option('--negative <text>', 'negative prompt')
+    .addOption(new Option('--option <key=value>', 'provider option (repeatable)').argParser(collectOption))
+    .option('--out <dir>', 'where to save images (created if missing)', '.')
+    .option('--json', 'print the finished task as JSON on stdout (progress still goes to stderr)')
+    .addHelpText(
+      'after',
+      examples(
+        'easel generate "a lighthouse at dusk" --seed 7 --out out',
+        'easel generate "a red kite" --n 4 --width 512 --height 512 --priority 8',
+        'easel generate "slow on purpose" --option delay_ms=5000',
+        'easel generate "a fox" --json | jq .images',
+      ) +
+        '\nCtrl-C leaves the task running and tells its id; a second Ctrl-C within 3 s cancels it.\nExits 1 when the task does not succeed, 130 when interrupted.\n',
+    )
+    .action(async (prompt: string, options) => {
+      await generate(clientFromEnv(), prompt, options);
+    });
+
+  const tasks = program
+    .command('tasks')
+    .description('list and manage tasks')
+    .addHelpText('after', examples('easel tasks ls', 'easel tasks show <id>', 'easel tasks cancel <id>'));
+  tasks
+    .command('ls')
+    .description('list tasks, newest first, a page at a time')
+    .option('--status <status>', 'only tasks in this status (queued, running, succeeded, failed, canceled)')
+    .option('--provider <id>', 'only tasks of this provider')
+    .option('--limit <n>', 'how many, from 1 to 100 (default 20)', integerFrom(1, 100))
+    .option('--cursor <id>', 'continue after this task (the last line of the previous page says which)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples('easel tasks ls --status failed --limit 50', 'easel tasks ls --cursor <id>', 'easel tasks ls --json'),
+    )
+    .action((options) => listTasks(clientFromEnv(), options));
+  tasks
+    .command('show')
+    .description('print one task as JSON')
+    .argument('<id>', 'task id')
+    .option('--json', 'the same (show always prints JSON)')
+    .addHelpText('after', examples('easel tasks show 0193a0c4-…'))
+    .action((id: string) => showTask(clientFromEnv(), id));
+  tasks
+    .command('cancel')
+    .description('cancel a queued or running task')
+    .argument('<id>', 'task id')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel tasks cancel 0193a0c4-…'))
+    .action((id: string, options) => cancelTask(clientFromEnv(), id, options));
+  tasks
+    .command('retry')
+    .description('queue a failed or canceled task again')
+    .argument('<id>', 'task id')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel tasks retry 0193a0c4-…'))
+    .action((id: string, options) => retryTask(clientFromEnv(), id, options));
+
+  program
+    .command('queue')
+    .description('queue overview')
+    .addHelpText('after', examples('easel queue status'))
+    .command('status')
+    .description('queued and running tasks per provider, and live workers')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel queue status', 'easel queue status --json'))
+    .action((options) => queueStatus(clientFromEnv(), options));
+
+  return program;
+}
