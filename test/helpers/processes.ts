@@ -24,6 +24,14 @@ export function spawnEasel(args: string[], env: Record<string, string>): EaselPr
   return { child, output: () => output, exited };
 }
 
+/** SIGKILL every process in `processes` (emptying it) and wait until each has exited. */
+export async function killAll(processes: EaselProcess[]): Promise<void> {
+  for (const p of processes.splice(0)) {
+    p.child.kill('SIGKILL');
+    await p.exited;
+  }
+}
+
 /** Wait until `predicate` holds, polling; the message says what was awaited. */
 export async function eventually<T>(
   what: string,

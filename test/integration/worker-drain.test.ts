@@ -4,7 +4,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { submitTask } from '../../src/tasks/submit.js';
 import { createTestDatabase, createTestPool } from '../helpers/database.js';
-import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
+import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 
 let databaseUrl: string;
 let pool: Pool;
@@ -14,12 +14,7 @@ beforeAll(async () => {
   databaseUrl = await createTestDatabase();
   pool = await createTestPool(databaseUrl);
 });
-afterEach(async () => {
-  for (const p of processes.splice(0)) {
-    p.child.kill('SIGKILL');
-    await p.exited;
-  }
-});
+afterEach(() => killAll(processes));
 afterAll(async () => {
   await pool?.end();
 });

@@ -11,7 +11,7 @@ import { createPool } from '../../src/db/pool.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { submitTask } from '../../src/tasks/submit.js';
 import { testLogger } from '../helpers/easel.js';
-import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
+import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 
 /** A PostgreSQL server of its own, so stopping it disturbs no other test file. */
 let root: string;
@@ -78,12 +78,7 @@ beforeAll(async () => {
   const pool = createPool(server.connectionString, { max: 1 });
   await migrate(pool).finally(() => pool.end());
 });
-afterEach(async () => {
-  for (const p of processes.splice(0)) {
-    p.child.kill('SIGKILL');
-    await p.exited;
-  }
-});
+afterEach(() => killAll(processes));
 afterAll(async () => {
   await server?.stop();
   await rm(root, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { succeedAttempt } from '../../src/tasks/attempt.js';
 import { submitTask } from '../../src/tasks/submit.js';
 import { createTestDatabase, createTestPool } from '../helpers/database.js';
-import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
+import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 
 let databaseUrl: string;
 let pool: Pool;
@@ -18,12 +18,7 @@ beforeAll(async () => {
   pool = await createTestPool(databaseUrl);
   notifier = new Notifier(databaseUrl, testLogger());
 });
-afterEach(async () => {
-  for (const p of processes.splice(0)) {
-    p.child.kill('SIGKILL');
-    await p.exited;
-  }
-});
+afterEach(() => killAll(processes));
 afterAll(async () => {
   await notifier?.close();
   await pool?.end();
