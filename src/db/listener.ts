@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { CONNECTION_SETTINGS } from './pool.js';
 
 /**
  * One dedicated connection that only LISTENs (never opens a transaction, never comes from the
@@ -34,7 +35,7 @@ export class Listener extends EventEmitter<{
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString });
+    const client = new pg.Client({ connectionString: this.connectionString, ...CONNECTION_SETTINGS });
     client.on('notification', (message) => this.emit('notification', message.channel, message.payload ?? ''));
     const lost = (error?: Error) => {
       if (this.client !== client) return;

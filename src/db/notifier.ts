@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { Channels } from './listener.js';
+import { CONNECTION_SETTINGS } from './pool.js';
 
 /**
  * Sends NOTIFY hints after the data they describe has committed, from one connection of its own.
@@ -86,7 +87,11 @@ export class Notifier implements Hints {
   private connect(): Promise<pg.Client> {
     if (this.client) return Promise.resolve(this.client);
     this.connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.connectionString, options: '-c synchronous_commit=off' });
+      const client = new pg.Client({
+        connectionString: this.connectionString,
+        options: '-c synchronous_commit=off',
+        ...CONNECTION_SETTINGS,
+      });
       client.on('error', () => {
         if (this.client === client) this.client = undefined;
       });

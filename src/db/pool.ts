@@ -11,6 +11,15 @@ export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Idle time before the first TCP keepalive probe, so a half-open socket is found in minutes, not hours. */
 const KEEPALIVE_DELAY_MS = 10_000;
+/**
+ * How every connection of ours is opened, pooled or not (the LISTEN and NOTIFY connections
+ * too): a bounded connect, and TCP keepalive so a peer that vanished is noticed.
+ */
+export const CONNECTION_SETTINGS = {
+  connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  keepAlive: true,
+  keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+} as const;
 /** The client waits this much longer than the server, so the server's clearer error wins when it can. */
 const CLIENT_TIMEOUT_MARGIN_MS = 2_000;
 /** Longest a statement may run on a pool made without an explicit limit. */
@@ -31,9 +40,7 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   const pool = new pg.Pool({
     connectionString,
     max: options.max ?? 10,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    keepAlive: true,
-    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    ...CONNECTION_SETTINGS,
     query_timeout: statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS,
     // A session stuck inside a transaction holds back vacuum and the event horizon; cut it off.
     options: `-c idle_in_transaction_session_timeout=60000 -c statement_timeout=${statementTimeoutMs}`,
