@@ -42,7 +42,7 @@ async function startServer(host: string, handler: Handler, port = 0): Promise<Te
   const testServer: TestServer = {
     host,
     port: actualPort,
-    origin: `http://${host}:${actualPort}`,
+    origin: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     hits,
     close: () =>
       new Promise<void>((resolve) => {
@@ -238,6 +238,16 @@ describe('allowed', () => {
     // public.test exists only in the scripted lookup, so this also shows the connection uses it.
     const result = await fetcher()(`http://public.test:${publicServer.port}/image.png`);
     expect(result.bytes.equals(png)).toBe(true);
+  });
+
+  it('pins IPv6 answers too', async () => {
+    const v6Server = await startServer('::1', serve);
+    servers.push(v6Server);
+    const v6Lookup = (): Promise<ResolvedAddress[]> => Promise.resolve([{ address: '::1', family: 6 }]);
+    const fetch = fetcher({ lookup: v6Lookup, treatAsPublic: ['::1'] });
+    expect((await fetch(`http://public6.test:${v6Server.port}/image.png`)).bytes.equals(png)).toBe(true);
+    expect((await fetch(`http://[::1]:${v6Server.port}/image.png`)).bytes.equals(png)).toBe(true);
+    expect(v6Server.hits).toEqual(['/image.png', '/image.png']);
   });
 
   it('follows redirects between public addresses, up to the limit', async () => {
