@@ -34,6 +34,15 @@ export interface Config {
   allowedHosts: readonly string[];
   /** Browser origins allowed to call the API (CORS); empty = CORS off. */
   corsOrigins: readonly string[];
+  userUrls: UserUrlConfig;
+}
+
+/** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
+export interface UserUrlConfig {
+  /** EASEL_ALLOW_PRIVATE_URLS: private, loopback and other non-public addresses may be fetched. */
+  allowPrivate: boolean;
+  /** Whole fetch of one input image, redirects included. */
+  fetchTimeoutMs: number;
 }
 
 export interface QueueConfig {
@@ -111,6 +120,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sseMaxConnections: readInt(env, 'EASEL_SSE_MAX_CONNECTIONS', 1000, { min: 1, max: 1_000_000 }),
     allowedHosts: readHostList(env, 'EASEL_ALLOWED_HOSTS'),
     corsOrigins: readOriginList(env, 'EASEL_CORS_ORIGINS'),
+    userUrls: {
+      allowPrivate: readChoice(env, 'EASEL_ALLOW_PRIVATE_URLS', 'false', ['true', 'false']) === 'true',
+      fetchTimeoutMs: readInt(env, 'EASEL_INPUT_FETCH_TIMEOUT_MS', 15 * SECOND, { min: 100, max: 600 * SECOND }),
+    },
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

@@ -9,6 +9,14 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('guards user-supplied URLs by default', () => {
+    expect(loadConfig({}).userUrls).toEqual({ allowPrivate: false, fetchTimeoutMs: 15_000 });
+    expect(loadConfig({ EASEL_ALLOW_PRIVATE_URLS: 'true', EASEL_INPUT_FETCH_TIMEOUT_MS: '2000' }).userUrls).toEqual({
+      allowPrivate: true,
+      fetchTimeoutMs: 2000,
+    });
+  });
+
   it('reads provider limits', () => {
     const config = loadConfig({ EASEL_PROVIDER_CONCURRENCY: 'sketch=3, replicate=9' });
     expect(providerConcurrency(config.queue, 'sketch')).toBe(3);
@@ -31,6 +39,8 @@ describe('loadConfig', () => {
     [{ EASEL_WORKER_DEAD_AFTER_MS: '10000' }, /EASEL_SHUTDOWN_GRACE_MS \(20000\) must be less than/],
     [{ EASEL_DB_STATEMENT_TIMEOUT_MS: '5' }, /EASEL_DB_STATEMENT_TIMEOUT_MS="5" is not valid/],
     [{ EASEL_DATABASE_GIVE_UP_MS: 'never' }, /EASEL_DATABASE_GIVE_UP_MS="never" is not valid/],
+    [{ EASEL_ALLOW_PRIVATE_URLS: 'yes' }, /EASEL_ALLOW_PRIVATE_URLS="yes" is not valid: expected one of true, false/],
+    [{ EASEL_INPUT_FETCH_TIMEOUT_MS: '0' }, /EASEL_INPUT_FETCH_TIMEOUT_MS="0" is not valid/],
   ])('rejects %o with a clear message', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
