@@ -34,6 +34,15 @@ export interface Config {
   allowedHosts: readonly string[];
   /** Browser origins allowed to call the API (CORS); empty = CORS off. */
   corsOrigins: readonly string[];
+  inputs: InputsConfig;
+}
+
+/** Limits on input images (img2img): uploads, data URLs and, later, fetched URLs. */
+export interface InputsConfig {
+  /** Largest file `POST /v1/uploads` accepts; larger is 413. */
+  uploadMaxBytes: number;
+  /** Largest decoded size (width × height) of an input; checked from the header before decoding. */
+  maxPixels: number;
 }
 
 export interface QueueConfig {
@@ -111,6 +120,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     sseMaxConnections: readInt(env, 'EASEL_SSE_MAX_CONNECTIONS', 1000, { min: 1, max: 1_000_000 }),
     allowedHosts: readHostList(env, 'EASEL_ALLOWED_HOSTS'),
     corsOrigins: readOriginList(env, 'EASEL_CORS_ORIGINS'),
+    inputs: {
+      uploadMaxBytes: readInt(env, 'EASEL_UPLOAD_MAX_BYTES', 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+      maxPixels: readInt(env, 'EASEL_INPUT_MAX_PIXELS', 40_000_000, { min: 64 * 64, max: 1_000_000_000 }),
+    },
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(
