@@ -10,6 +10,7 @@ import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { createUpload } from '../../src/inputs/upload-service.js';
 import type { FetchUserUrl } from '../../src/inputs/resolve-input-image.js';
 import { createProviderRegistry } from '../../src/providers/index.js';
+import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import { TaskService } from '../../src/tasks/service.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
@@ -324,5 +325,30 @@ describe('URL inputs through the fetcher capability', () => {
       .submit(LOCAL_USER_ID, { prompt: 'x', kind: 'img2img', image: 'http://html.example/' })
       .catch((caught: unknown) => caught);
     expect((notImage as ApiError).code).toBe('INPUT_IMAGE_INVALID');
+  });
+});
+
+describe('models that do not do img2img', () => {
+  it('refuses img2img with UNSUPPORTED_KIND before looking at the image', async () => {
+    const textOnly = new ProviderRegistry([
+      {
+        id: 'textonly',
+        models: () => [{ id: 'words-v1', kinds: ['txt2img'], maxWidth: 512, maxHeight: 512, maxSteps: 10 }],
+        run: async () => [],
+      },
+    ]);
+    const config = loadConfig({ DATABASE_URL: databaseUrl, EASEL_DEFAULT_PROVIDER: 'textonly' });
+    const tasks = new TaskService(easel.pool, textOnly, config, NO_HINTS, undefined, {
+      pool: easel.pool,
+      storage: createLocalStorage(imagesRoot()),
+      maxPixels: 1_000_000,
+    });
+    const before = await snapshot();
+    const error = await tasks
+      .submit(LOCAL_USER_ID, { prompt: 'x', kind: 'img2img', image: dataUrl(await solidPng(8, 8, [0, 0, 0])) })
+      .catch((caught: unknown) => caught);
+    expect((error as ApiError).code).toBe('UNSUPPORTED_KIND');
+    expect((error as ApiError).status).toBe(400);
+    expect(await snapshot()).toEqual(before);
   });
 });
