@@ -231,6 +231,11 @@ describe('img2img on sketch', () => {
         what,
       ).toContain(pointer);
     }
+    // Multipart is parsed for uploads only: a multipart submit is still 415.
+    const form = new FormData();
+    form.append('prompt', 'multipart');
+    const multipart = await fetch(`${easel.url}/v1/tasks`, { method: 'POST', body: form });
+    expect(multipart.status).toBe(415);
     const url = await submit({ image: 'https://example.com/a.png' });
     expect((url.body as unknown as { detail: string }).detail).toMatch(/URL inputs are not enabled/);
     expect(await snapshot()).toEqual(before);
