@@ -20,6 +20,7 @@ import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { taskRoutes } from './routes/tasks.js';
+import { uploadRoutes } from './routes/uploads.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -42,6 +43,7 @@ export interface AppDeps {
     | 'host'
     | 'allowedHosts'
     | 'corsOrigins'
+    | 'inputs'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -100,6 +102,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { perUser: config.sseMaxPerUser, total: config.sseMaxConnections },
   });
   await app.register(imageRoutes, { pool: deps.pool, storage: deps.storage });
+  await app.register(uploadRoutes, {
+    pool: deps.pool,
+    storage: deps.storage,
+    maxPixels: config.inputs.maxPixels,
+    maxBytes: config.inputs.uploadMaxBytes,
+  });
   await app.register(systemRoutes, {
     pool: deps.pool,
     registry: deps.registry,

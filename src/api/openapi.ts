@@ -60,11 +60,13 @@ interface OperationFacts {
   headers?: Record<string, HeaderName[]>;
   /** Request headers the handler reads without validating them. */
   requestHeaders?: RequestHeader[];
+  /** A request body the handler parses itself (multipart), which the route schema cannot declare. */
+  requestBody?: OpenAPIV3_1.RequestBodyObject;
 }
 
 const codes = (...list: ErrorCode[]) => list.map((code) => `\`${code}\``).join(', ');
 const BAD_REQUEST = `The request breaks a rule (${codes('VALIDATION_FAILED')}); \`errors[]\` says which.`;
-const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON', 'UNKNOWN_PROVIDER', 'UNKNOWN_MODEL', 'UNSUPPORTED_SIZE', 'UNSUPPORTED_STEPS')}).`;
+const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON', 'UNKNOWN_PROVIDER', 'UNKNOWN_MODEL', 'UNSUPPORTED_SIZE', 'UNSUPPORTED_STEPS', 'UNSUPPORTED_KIND')}), or its img2img \`image\` is refused (${codes('INPUT_IMAGE_INVALID', 'INPUT_IMAGE_TOO_LARGE', 'INPUT_IMAGE_URL_REFUSED', 'UPLOAD_NOT_FOUND')}); nothing was written.`;
 const BAD_ID = `The id is not a UUID (${codes('VALIDATION_FAILED')}), or a body sent along is not JSON (${codes('MALFORMED_JSON')}).`;
 const TOO_LARGE = `The body exceeds \`EASEL_BODY_LIMIT_BYTES\` (${codes('BODY_TOO_LARGE')}).`;
 const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
@@ -145,6 +147,43 @@ const OPERATIONS: Record<string, OperationFacts> = {
     headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'], 503: ['Retry-After'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
+  'GET /v1/tasks/{id}/input-image': {
+    operationId: 'getTaskInputImage',
+    problems: {
+      400: BAD_REQUEST,
+      404: `${NO_TASK} Or the task has no input image: it is not img2img (${codes('IMAGE_NOT_FOUND')}).`,
+      503: DATABASE_DOWN,
+    },
+    responses: {
+      200: { description: 'The checked input image (PNG).', content: { 'image/png': { schema: image } } },
+      304: { description: '`If-None-Match` names the current ETag: the copy you have is the image.' },
+    },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'], 503: ['Retry-After'] },
+    requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
+  },
+  'POST /v1/uploads': {
+    operationId: 'createUpload',
+    problems: {
+      400: `No file in the field \`image\`, or more than one part (${codes('VALIDATION_FAILED')}); or the file is not a PNG, JPEG or WebP image (${codes('INPUT_IMAGE_INVALID')}) or has more than \`EASEL_INPUT_MAX_PIXELS\` pixels (${codes('INPUT_IMAGE_TOO_LARGE')}). Nothing was stored.`,
+      413: `The file exceeds \`EASEL_UPLOAD_MAX_BYTES\` (${codes('BODY_TOO_LARGE')}).`,
+      415: `The body is not \`multipart/form-data\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+    requestBody: {
+      required: true,
+      content: {
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            required: ['image'],
+            properties: { image: { ...image, description: 'The image file: PNG, JPEG or WebP.' } },
+          },
+          encoding: { image: { contentType: 'image/png, image/jpeg, image/webp' } },
+        },
+      },
+    },
+  },
   'GET /v1/events': {
     operationId: 'streamEvents',
     problems: {
@@ -223,6 +262,7 @@ function applyFacts(path: string, method: string, operation: Operation): void {
     response.headers = Object.fromEntries(names.map((name) => [name, HEADERS[name]]));
   }
   operation.responses = responses;
+  if (facts.requestBody) operation.requestBody = facts.requestBody;
   const declared = new Set(
     (operation.parameters ?? []).map((parameter) => ('name' in parameter ? parameter.name : '')),
   );

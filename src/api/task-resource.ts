@@ -4,6 +4,8 @@ import type { TaskImageRow } from '../tasks/rows.js';
 import type { TaskView } from '../tasks/service.js';
 import type { TaskResource } from './schemas/task.js';
 
+export const inputImageUrl = (baseUrl: string, taskId: string): string => `${baseUrl}/v1/tasks/${taskId}/input-image`;
+
 export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
   `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
 
@@ -38,6 +40,14 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     model: task.model,
     priority: task.priority,
     params: task.params,
+    input_image: task.input_image && {
+      url: inputImageUrl(baseUrl, task.id),
+      content_type: task.input_image.content_type,
+      bytes: task.input_image.bytes,
+      width: task.input_image.width,
+      height: task.input_image.height,
+      sha256: task.input_image.sha256,
+    },
     provider_options: task.provider_options,
     stage: task.stage,
     progress: task.progress,

@@ -26,6 +26,23 @@ export class EaselClient {
     return { status: response.status, data };
   }
 
+  /** POST one file as multipart/form-data (POST /v1/uploads), answering the parsed JSON. */
+  async upload<T>(path: string, field: string, bytes: Buffer, filename: string): Promise<T> {
+    const form = new FormData();
+    form.append(field, new Blob([bytes]), filename);
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.baseUrl), { method: 'POST', body: form });
+    } catch (error) {
+      throw new CliError(
+        `cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`,
+      );
+    }
+    const data = (await response.json().catch(() => ({}))) as T & { code?: string; detail?: string };
+    if (!response.ok) throw new CliError(`${data.code ?? response.status}: ${data.detail ?? response.statusText}`);
+    return data;
+  }
+
   async download(path: string): Promise<Buffer> {
     const response = await fetch(new URL(path, this.baseUrl));
     if (!response.ok) throw new CliError(`download of ${path} failed with ${response.status}`);

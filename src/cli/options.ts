@@ -16,6 +16,15 @@ export const integerFrom =
     return parsed;
   };
 
+/** A number from 0 to 1 (img2img strength). */
+export const fraction = (value: string): number => {
+  const parsed = Number(value);
+  if (value.trim() === '' || !Number.isFinite(parsed) || parsed < 0 || parsed > 1) {
+    throw new InvalidArgumentError('must be a number from 0 to 1');
+  }
+  return parsed;
+};
+
 /** `--option key=value` pairs for provider_options; values parse as JSON when they can. */
 export const collectOption = (pair: string, all: Record<string, unknown> = {}): Record<string, unknown> => {
   const at = pair.indexOf('=');

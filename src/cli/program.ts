@@ -8,7 +8,7 @@ import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
 import type { ErrorContext } from './explain-error.js';
-import { collectOption, examples, integer, integerFrom } from './options.js';
+import { collectOption, examples, fraction, integer, integerFrom } from './options.js';
 import type { Roles } from '../runtime/easel.js';
 
 // src/cli/program.ts and dist/cli/program.js both sit two levels below the package root.
@@ -104,12 +104,18 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .option('--priority <0-10>', 'higher runs first', integer)
     .option('--negative <text>', 'negative prompt')
     .addOption(new Option('--option <key=value>', 'provider option (repeatable)').argParser(collectOption))
+    .option(
+      '--image <file|url>',
+      'img2img: start from this image (a file is uploaded; data: and upload:<id> pass through)',
+    )
+    .option('--strength <0-1>', 'img2img: how far to move from the image, 0–1 (default 0.75)', fraction)
     .option('--out <dir>', 'where to save images (created if missing)', '.')
     .option('--json', 'print the finished task as JSON on stdout (progress still goes to stderr)')
     .addHelpText(
       'after',
       examples(
         'easel generate "a lighthouse at dusk" --seed 7 --out out',
+        'easel generate "as a watercolour" --image ./photo.png --strength 0.6',
         'easel generate "a red kite" --n 4 --width 512 --height 512 --priority 8',
         'easel generate "slow on purpose" --option delay_ms=5000',
         'easel generate "a fox" --json | jq .images',

@@ -35,6 +35,7 @@ export interface Config {
   /** Browser origins allowed to call the API (CORS); empty = CORS off. */
   corsOrigins: readonly string[];
   userUrls: UserUrlConfig;
+  inputs: InputsConfig;
 }
 
 /** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
@@ -43,6 +44,14 @@ export interface UserUrlConfig {
   allowPrivate: boolean;
   /** Whole fetch of one input image, redirects included. */
   fetchTimeoutMs: number;
+}
+
+/** Limits on input images (img2img): uploads, data URLs and fetched URLs. */
+export interface InputsConfig {
+  /** Largest file `POST /v1/uploads` accepts; larger is 413. */
+  uploadMaxBytes: number;
+  /** Largest decoded size (width × height) of an input; checked from the header before decoding. */
+  maxPixels: number;
 }
 
 export interface QueueConfig {
@@ -123,6 +132,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     userUrls: {
       allowPrivate: readChoice(env, 'EASEL_ALLOW_PRIVATE_URLS', 'false', ['true', 'false']) === 'true',
       fetchTimeoutMs: readInt(env, 'EASEL_INPUT_FETCH_TIMEOUT_MS', 15 * SECOND, { min: 100, max: 600 * SECOND }),
+    },
+    inputs: {
+      uploadMaxBytes: readInt(env, 'EASEL_UPLOAD_MAX_BYTES', 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+      maxPixels: readInt(env, 'EASEL_INPUT_MAX_PIXELS', 40_000_000, { min: 64 * 64, max: 1_000_000_000 }),
     },
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {

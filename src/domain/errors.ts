@@ -27,6 +27,11 @@ export const ErrorCodes = {
   TOO_MANY_STREAMS: { status: 429, title: 'Too many open event streams' },
   EVENT_ID_EXPIRED: { status: 410, title: 'Events after this Last-Event-ID are no longer kept' },
   HOST_NOT_ALLOWED: { status: 421, title: 'This server does not answer to that host name' },
+  UNSUPPORTED_KIND: { status: 400, title: 'The model does not support this kind of task' },
+  INPUT_IMAGE_INVALID: { status: 400, title: 'The input image is not a PNG, JPEG or WebP image' },
+  INPUT_IMAGE_TOO_LARGE: { status: 400, title: 'The input image has more pixels than this server decodes' },
+  INPUT_IMAGE_URL_REFUSED: { status: 400, title: 'The input image URL is refused' },
+  UPLOAD_NOT_FOUND: { status: 400, title: 'No such upload' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

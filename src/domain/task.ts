@@ -37,6 +37,8 @@ export interface TaskParams {
   guidance: number;
   n: number;
   seed: number;
+  /** img2img only: how far the result may move from the input, 0–1. */
+  strength?: number;
 }
 
 export interface TaskError {

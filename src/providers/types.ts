@@ -33,12 +33,23 @@ export interface TaskInput {
   n: number;
   /** Always set: the API picks one when the caller did not, so every result can be reproduced. */
   seed: number;
+  /** img2img only: the checked input image (PNG, EXIF applied and stripped, fits the model). */
+  inputImage?: InputImage;
+  /** img2img only: how far the result may move from the input, 0 (keep it) – 1 (ignore it). */
+  strength?: number;
   /** Provider-specific extras (`provider_options` in the API), passed through untouched. */
   options: Record<string, unknown>;
   /** 1 on the first run, 2 on the first retry, … */
   attempt: number;
   /** The provider's own request id from an earlier attempt: resume it instead of paying twice. */
   providerRef: string | null;
+}
+
+export interface InputImage {
+  data: Buffer;
+  contentType: string;
+  width: number;
+  height: number;
 }
 
 export interface GeneratedImage {

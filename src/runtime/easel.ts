@@ -82,7 +82,12 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
       const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
       hub.start();
       cleanups.push(async () => hub.close());
-      const tasks = new TaskService(db.pool, registry, config, notifier, hub);
+      // fetchUserUrl stays unset until the SSRF-guarded fetcher is wired: URL inputs are refused.
+      const tasks = new TaskService(db.pool, registry, config, notifier, hub, {
+        pool: db.pool,
+        storage,
+        maxPixels: config.inputs.maxPixels,
+      });
       const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());

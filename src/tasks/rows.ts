@@ -1,4 +1,5 @@
 import type { TaskError, TaskParams, TaskStatus } from '../domain/task.js';
+import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
 
 /** A `tasks` row as the driver returns it. */
@@ -28,6 +29,8 @@ export interface TaskRow {
   request_hash: string | null;
   error: TaskError | null;
   predict_time: number | null;
+  /** img2img: the checked input as stored; null for txt2img. */
+  input_image: StoredInputImage | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;

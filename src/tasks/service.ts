@@ -3,8 +3,10 @@ import { providerConcurrency, type Config } from '../config/config.js';
 import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
+import { validationFailed, type ValidationIssue } from '../domain/validation.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
 import type { EventHub } from '../events/hub.js';
+import { resolveInputImage, type InputImageDeps, type ResolvedInputImage } from '../inputs/resolve-input-image.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
@@ -23,6 +25,9 @@ export interface SubmitRequest {
   prompt: string;
   negative_prompt?: string;
   kind?: TaskKind;
+  /** img2img: a data URL, an http(s) URL or `upload:<id>`. */
+  image?: string;
+  strength?: number;
   provider?: string;
   model?: string;
   width?: number;
@@ -54,7 +59,7 @@ export interface SubmitResult {
   degradedBy?: unknown;
 }
 
-export const DEFAULTS = { width: 512, height: 512, steps: 20, guidance: 7, n: 1, priority: 5 } as const;
+export const DEFAULTS = { width: 512, height: 512, steps: 20, guidance: 7, n: 1, priority: 5, strength: 0.75 } as const;
 const STATS_TTL_MS = 5000;
 
 /** What the API and CLI do with tasks. Adapters are never called from here; workers do that. */
@@ -69,6 +74,8 @@ export class TaskService {
     private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker'>,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
+    /** What img2img submits need to check and keep their input; without it img2img is refused. */
+    private readonly inputs?: InputImageDeps,
   ) {
     this.positions = new QueuePositions(pool);
     this.queueBound = new QueueBound(pool, config.queue.maxQueuedTasks);
@@ -88,6 +95,13 @@ export class TaskService {
         model: request.model,
       });
     }
+    const kind = request.kind ?? 'txt2img';
+    if (!model.kinds.includes(kind)) {
+      throw new ApiError('UNSUPPORTED_KIND', `${model.id} does not do ${kind}; it does ${model.kinds.join(', ')}`, {
+        kind,
+      });
+    }
+    checkKindFields(kind, request);
     const params: TaskParams = {
       prompt: request.prompt,
       negative_prompt: request.negative_prompt ?? null,
@@ -98,6 +112,7 @@ export class TaskService {
       n: request.n ?? DEFAULTS.n,
       // Always store a seed, so any result can be reproduced from the task alone.
       seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
+      ...(kind === 'img2img' ? { strength: request.strength ?? DEFAULTS.strength } : {}),
     };
     if (params.width > model.maxWidth || params.height > model.maxHeight) {
       throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
@@ -107,9 +122,12 @@ export class TaskService {
     }
     const providerOptions = request.provider_options ?? {};
     checkProviderOptions(providerOptions, model.options);
+    // Last of the checks: it is the one that decodes an image.
+    const input = kind === 'img2img' ? await this.resolveInput(userId, request.image!, model) : undefined;
     const task: Omit<NewTask, 'requestHash'> = {
       userId,
-      kind: request.kind ?? 'txt2img',
+      kind,
+      inputImage: input?.image,
       provider: providerId,
       model: model.id,
       params,
@@ -120,12 +138,33 @@ export class TaskService {
     };
     const requestHash =
       idempotencyKey === undefined ? undefined : fingerprint(task, { seedGiven: request.seed !== undefined });
-    const outcome = await submitTask(
-      this.pool,
-      this.hints,
-      { ...task, requestHash },
-      { beforeWrite: () => this.queueBound.admit() },
-    );
+    let stored: string | undefined;
+    const discardInput = async () => {
+      if (stored) await this.inputs?.storage.delete(stored).catch(() => undefined);
+    };
+    let outcome: Awaited<ReturnType<typeof submitTask>>;
+    try {
+      outcome = await submitTask(
+        this.pool,
+        this.hints,
+        { ...task, requestHash },
+        {
+          beforeWrite: async () => {
+            await this.queueBound.admit();
+            // The input's bytes go to storage only now, when nothing but the insert is left.
+            if (input?.pending) {
+              await this.inputs!.storage.put(input.image.storage_key, input.pending, input.image.content_type);
+              stored = input.image.storage_key;
+            }
+          },
+        },
+      );
+    } catch (error) {
+      await discardInput();
+      throw error;
+    }
+    // A concurrent submit under the same key won: its task has an input of its own.
+    if (outcome.kind !== 'created') await discardInput();
     if (outcome.kind === 'key_conflict') {
       throw new ApiError('IDEMPOTENCY_KEY_REUSED', undefined, { task_id: outcome.task.id });
     }
@@ -136,6 +175,15 @@ export class TaskService {
     } catch (error) {
       return { view: bareView(outcome.task), replayed: false, degradedBy: error };
     }
+  }
+
+  private async resolveInput(
+    userId: string,
+    image: string,
+    model: { maxWidth: number; maxHeight: number },
+  ): Promise<ResolvedInputImage> {
+    if (!this.inputs) throw new ApiError('UNSUPPORTED_KIND', 'this server takes no input images');
+    return resolveInputImage(this.inputs, userId, image, model);
   }
 
   async get(userId: string, taskId: string): Promise<TaskView> {
@@ -236,6 +284,28 @@ export class TaskService {
   }
 }
 
+/** `image` is required for img2img and `image`/`strength` are refused for txt2img, naming the field. */
+function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
+  const issues: ValidationIssue[] = [];
+  if (kind === 'img2img' && request.image === undefined) {
+    issues.push({
+      field: 'image',
+      pointer: '/image',
+      in: 'body',
+      code: 'REQUIRED',
+      message: 'image is required for img2img',
+    });
+  }
+  if (kind === 'txt2img') {
+    for (const field of ['image', 'strength'] as const) {
+      if (request[field] === undefined) continue;
+      const message = `${field} is only for img2img; set kind to img2img`;
+      issues.push({ field, pointer: `/${field}`, in: 'body', code: 'NOT_ALLOWED', message });
+    }
+  }
+  if (issues.length > 0) throw validationFailed(issues);
+}
+
 /** The task alone: no images, position or ETA (those take further reads). */
 const bareView = (task: TaskRow): TaskView => ({ task, images: [], queuePosition: null, etaSeconds: null });
 
@@ -251,6 +321,8 @@ function fingerprint(task: Omit<NewTask, 'requestHash'>, { seedGiven }: { seedGi
     model: task.model,
     params: { ...task.params, seed: seedGiven ? task.params.seed : 'random' },
     provider_options: task.providerOptions,
+    // The input by content: the same picture sent as a data URL or an upload is the same request.
+    input_image: task.inputImage?.sha256 ?? null,
     priority: task.priority,
     max_attempts: task.maxAttempts,
   };

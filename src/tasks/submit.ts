@@ -1,6 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import type { Queryable } from '../db/pool.js';
 import { TaskEventType, type TaskParams } from '../domain/task.js';
+import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
@@ -13,6 +14,8 @@ export interface NewTask {
   model: string;
   params: TaskParams;
   providerOptions: Record<string, unknown>;
+  /** img2img: the checked input, its bytes already in storage when the task is inserted. */
+  inputImage?: StoredInputImage | undefined;
   priority: number;
   maxAttempts: number;
   /** With a key, a repeated submit returns the first task instead of making another. */
@@ -49,8 +52,8 @@ RETURNING last_vtime`;
 const INSERT_TASK = `
 WITH task AS (
   INSERT INTO tasks (id, user_id, kind, provider, model, params, provider_options, priority, vtime,
-                     max_attempts, idempotency_key, request_hash)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     max_attempts, idempotency_key, request_hash, input_image)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
   ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *
 ), event AS (
@@ -100,6 +103,7 @@ export async function submitTask(
       input.maxAttempts,
       input.idempotencyKey ?? null,
       input.requestHash ?? null,
+      input.inputImage ?? null,
     ],
   });
   const task = rows[0];

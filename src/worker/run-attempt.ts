@@ -9,6 +9,7 @@ import type { TaskError } from '../domain/task.js';
 import { ProviderError, type ProviderErrorClass } from '../providers/errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { GeneratedImage, TaskInput } from '../providers/types.js';
+import { readStoredBytes } from '../inputs/read-stored.js';
 import type { Storage } from '../storage/storage.js';
 import {
   cancelAttempt,
@@ -79,7 +80,7 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
   try {
     const provider = deps.registry.get(task.provider);
     if (!provider) throw new UnknownProviderError(task.provider);
-    images = await provider.run(toTaskInput(task), {
+    images = await provider.run(await toTaskInput(task, deps.storage), {
       signal,
       progress: progress.report,
       saveProviderRef: async (ref) => {
@@ -223,9 +224,25 @@ function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined)
   };
 }
 
-function toTaskInput(task: TaskRow): TaskInput {
+/** The input image was checked and stored at submit; missing bytes are an infrastructure fault. */
+class MissingInputImageError extends Error {
+  constructor(key: string) {
+    super(`the task's input image ${key} is missing from storage`);
+  }
+}
+
+async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> {
   const params = task.params;
+  let inputImage: TaskInput['inputImage'];
+  if (task.input_image) {
+    const data = await readStoredBytes(storage, task.input_image.storage_key);
+    if (!data) throw new MissingInputImageError(task.input_image.storage_key);
+    const { content_type: contentType, width, height } = task.input_image;
+    inputImage = { data, contentType, width, height };
+  }
   return {
+    ...(inputImage ? { inputImage } : {}),
+    ...(params.strength !== undefined ? { strength: params.strength } : {}),
     taskId: task.id,
     kind: task.kind,
     model: task.model,

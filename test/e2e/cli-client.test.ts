@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
 import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createTestDatabase } from '../helpers/database.js';
+import { dataUrl, meanRgb, solidPng } from '../helpers/images.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 
@@ -187,4 +188,46 @@ describe('Ctrl-C during easel generate', () => {
     expect(process.output()).toMatch(new RegExp(`task ${taskId}(: cancel requested| canceled)`));
     await waitForStatus(easel.url, taskId, ['canceled']);
   }, 120_000);
+});
+
+describe('easel generate --image (img2img)', () => {
+  it('uploads a local file, submits upload:<id> with --strength, and saves a result derived from it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'easel-cli-img2img-'));
+    try {
+      const photo = path.join(dir, 'photo.png');
+      await writeFile(photo, await solidPng(80, 60, [255, 0, 0]));
+      const args = ['--width', '64', '--height', '64', '--steps', '2', '--strength', '0.2', '--out', dir, '--json'];
+      const result = succeeded(await cli('generate', 'a red barn', '--image', photo, ...args));
+      const task = JSON.parse(result.stdout) as TaskResource;
+      expect(task).toMatchObject({ kind: 'img2img', status: 'succeeded', params: { strength: 0.2 } });
+      expect(task.input_image).toMatchObject({ width: 80, height: 60 });
+      const uploads = await easel.pool.query('SELECT sha256 FROM uploads WHERE sha256 = $1', [
+        task.input_image!.sha256,
+      ]);
+      expect(uploads.rowCount).toBe(1);
+      const saved = await readFile(path.join(dir, `${task.id}-0.png`));
+      const [red, green] = await meanRgb(saved);
+      expect(red).toBeGreaterThan(200);
+      expect(green).toBeLessThan(55);
+
+      // A data URL passes through without an upload.
+      const inline = dataUrl(await solidPng(8, 8, [0, 0, 255]));
+      const passed = succeeded(await cli('generate', 'blue', '--image', inline, ...args));
+      expect((JSON.parse(passed.stdout) as TaskResource).input_image).toMatchObject({ width: 8, height: 8 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('refuses a missing file and a strength out of range in one line, submitting nothing', async () => {
+    const tasks = async () => Number((await easel.pool.query('SELECT count(*) FROM tasks')).rows[0].count);
+    const before = await tasks();
+    const missing = await cli('generate', 'x', '--image', path.join(outDir, 'no-such.png'), '--out', outDir);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read --image .*no-such\.png/);
+    const strength = await cli('generate', 'x', '--image', 'upload:x', '--strength', '2', '--out', outDir);
+    expect(strength.code).not.toBe(0);
+    expect(strength.stderr).toMatch(/--strength <0-1>.* must be a number from 0 to 1/);
+    expect(await tasks()).toBe(before);
+  }, 60_000);
 });

@@ -7,6 +7,7 @@ interface Operation {
   operationId?: string;
   parameters?: Array<{ in: string; name: string }>;
   responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
+  requestBody?: unknown;
 }
 interface Document {
   info: { title: string; license?: unknown };
@@ -86,8 +87,25 @@ describe('/openapi.json', () => {
       '503',
     ]);
     expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual(['202', '400', '404', '409', '413', '415', '421', '503']);
+    expect(statuses('post', '/v1/uploads')).toEqual(['201', '400', '413', '415', '421', '503']);
+    expect(statuses('get', '/v1/tasks/{id}/input-image')).toEqual(['200', '304', '400', '404', '421', '503']);
     expect(statuses('get', '/readyz')).toEqual(['200', '503']);
     expect(statuses('get', '/healthz')).toEqual(['200']);
+  });
+
+  it('declares the upload route as multipart with one file field, and the input-image route as PNG bytes', () => {
+    const upload = operation('post', '/v1/uploads');
+    expect(upload.operationId).toBe('createUpload');
+    const body = upload.requestBody as { required: boolean; content: Record<string, { schema: unknown }> };
+    expect(body.required).toBe(true);
+    expect(Object.keys(body.content)).toEqual(['multipart/form-data']);
+    expect(body.content['multipart/form-data']!.schema).toMatchObject({
+      required: ['image'],
+      properties: { image: { type: 'string', format: 'binary' } },
+    });
+    const input = operation('get', '/v1/tasks/{id}/input-image');
+    expect(input.operationId).toBe('getTaskInputImage');
+    expect(Object.keys(input.responses['200']!.content!)).toEqual(['image/png']);
   });
 
   it('declares the submit answer headers', () => {

@@ -165,7 +165,9 @@ describe('bad input changes nothing', () => {
     ['seed fractional', { ...valid, seed: 1.5 }, 'seed', 'WRONG_TYPE'],
     ['priority 11', { ...valid, priority: 11 }, 'priority', 'TOO_LARGE'],
     ['unknown field', { ...valid, colour: 'red' }, 'colour', 'UNKNOWN_FIELD'],
-    ['img2img without input', { ...valid, kind: 'img2img' }, 'kind', 'NOT_ALLOWED'],
+    ['img2img without input', { ...valid, kind: 'img2img' }, 'image', 'REQUIRED'],
+    ['strength on txt2img', { ...valid, strength: 0.5 }, 'strength', 'NOT_ALLOWED'],
+    ['kind unknown', { ...valid, kind: 'inpaint' }, 'kind', 'NOT_ALLOWED'],
   ];
 
   it.each(cases)('%s → 400 VALIDATION_FAILED with the rule code, no row', async (_name, body, field, rule) => {

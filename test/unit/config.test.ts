@@ -24,7 +24,15 @@ describe('loadConfig', () => {
     expect(providerConcurrency(config.queue, 'other')).toBe(64);
   });
 
+  it('reads the input image limits', () => {
+    expect(loadConfig({}).inputs).toEqual({ uploadMaxBytes: 20 * 1024 * 1024, maxPixels: 40_000_000 });
+    const config = loadConfig({ EASEL_UPLOAD_MAX_BYTES: '5000000', EASEL_INPUT_MAX_PIXELS: '1000000' });
+    expect(config.inputs).toEqual({ uploadMaxBytes: 5_000_000, maxPixels: 1_000_000 });
+  });
+
   it.each([
+    [{ EASEL_UPLOAD_MAX_BYTES: '10' }, /EASEL_UPLOAD_MAX_BYTES="10" is not valid/],
+    [{ EASEL_INPUT_MAX_PIXELS: 'many' }, /EASEL_INPUT_MAX_PIXELS="many" is not valid/],
     [{ PORT: 'eighty' }, /PORT="eighty" is not valid: expected a whole number from 0 to 65535/],
     [{ PORT: '70000' }, /PORT/],
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgres: or postgresql:/],

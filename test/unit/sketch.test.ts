@@ -246,3 +246,36 @@ describe('sketch PNG encoding', () => {
     expect(Buffer.compare(data, pixels)).toBe(0);
   });
 });
+
+describe('sketch provider: img2img', () => {
+  const inputOf = async (width: number, height: number, background: string) => ({
+    data: await sharp({ create: { width, height, channels: 3, background } })
+      .png()
+      .toBuffer(),
+    contentType: 'image/png',
+    width,
+    height,
+  });
+  const means = async (png: Buffer) => (await sharp(png).stats()).channels.map((channel) => channel.mean);
+
+  it('at strength 0 returns the input resized to the output size; at 1 the txt2img picture', async () => {
+    const inputImage = await inputOf(30, 20, '#00ff00');
+    const [kept] = await sketch.run(input({ kind: 'img2img', inputImage, strength: 0 }), context().ctx);
+    expect(kept).toMatchObject({ width: 96, height: 64, contentType: 'image/png' });
+    expect(await means(kept!.data)).toEqual([0, 255, 0]);
+    const [drawn] = await sketch.run(input({ kind: 'img2img', inputImage, strength: 1 }), context().ctx);
+    const [plain] = await sketch.run(input(), context().ctx);
+    expect(sha(drawn!.data)).toBe(sha(plain!.data));
+  });
+
+  it('blends in between, deterministically', async () => {
+    const inputImage = await inputOf(96, 64, '#ff0000');
+    const run = async () =>
+      (await sketch.run(input({ kind: 'img2img', inputImage, strength: 0.5 }), context().ctx))[0]!.data;
+    const [first, second] = [await run(), await run()];
+    expect(sha(first)).toBe(sha(second));
+    const [red, green] = await means(first);
+    expect(red).toBeGreaterThanOrEqual(127);
+    expect(green).toBeLessThanOrEqual(128);
+  });
+});

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../../db/pool.js';
 import { ApiError } from '../../domain/errors.js';
 import type { Storage } from '../../storage/storage.js';
-import { findImage } from '../../tasks/queries.js';
+import { findImage, findTask } from '../../tasks/queries.js';
 import { Uuid } from '../schemas/task.js';
 
 export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
@@ -36,6 +36,34 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
         throw new ApiError('IMAGE_NOT_FOUND', 'the image is recorded but its bytes are missing from storage');
       }
       return reply.type(image.content_type).header('content-length', object.size).send(object.body);
+    },
+  );
+
+  app.get(
+    '/v1/tasks/:id/input-image',
+    {
+      schema: {
+        summary: "Download an img2img task's input image",
+        description: 'The checked input the task runs on: upright, without metadata, sized for the model.',
+        tags: ['tasks'],
+        params: Type.Object({ id: Uuid({ description: 'The task id.' }) }),
+        produces: ['image/png'],
+      },
+    },
+    async (request, reply) => {
+      const task = await findTask(pool, request.userId, request.params.id);
+      if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id}`);
+      const input = task.input_image;
+      if (!input) throw new ApiError('IMAGE_NOT_FOUND', 'the task has no input image; only img2img tasks do');
+      const etag = `"${input.sha256}"`;
+      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+      const object = await storage.get(input.storage_key);
+      if (!object) {
+        request.log.error({ key: input.storage_key }, 'input image recorded but missing from storage');
+        throw new ApiError('IMAGE_NOT_FOUND', 'the input image is recorded but its bytes are missing from storage');
+      }
+      return reply.type(input.content_type).header('content-length', object.size).send(object.body);
     },
   );
 };

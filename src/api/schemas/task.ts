@@ -42,7 +42,23 @@ export const SubmitTaskBody = Type.Object(
     }),
     negative_prompt: Type.Optional(StorableText({ maxLength: PROMPT_MAX_LENGTH, description: 'What to avoid.' })),
     kind: Type.Optional(
-      Type.Literal('txt2img', { description: 'txt2img for now; img2img arrives with input images.' }),
+      Type.Union([Type.Literal('txt2img'), Type.Literal('img2img')], {
+        description: 'txt2img (the default) draws from the prompt; img2img also starts from `image`.',
+      }),
+    ),
+    image: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          'img2img only: the input image, as a base64 data URL (`data:image/png;base64,…`) or `upload:<id>` from POST /v1/uploads. PNG, JPEG or WebP; larger than the model takes is shrunk to fit.',
+      }),
+    ),
+    strength: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'img2img only: how far the result may move away from the input, 0–1. Default 0.75.',
+      }),
     ),
     provider: Type.Optional(
       StorableText({ minLength: 1, maxLength: 64, description: 'Defaults to EASEL_DEFAULT_PROVIDER.' }),
@@ -85,6 +101,15 @@ export const ImageSchema = Type.Object({
   sha256: Type.String(),
 });
 
+export const InputImageSchema = Type.Object({
+  url: Type.String({ description: 'Where the checked input image is served.' }),
+  content_type: Type.String(),
+  bytes: Type.Integer(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  sha256: Type.String(),
+});
+
 export const TaskStatusSchema = Type.Union([
   Type.Literal('queued'),
   Type.Literal('running'),
@@ -110,7 +135,9 @@ export const TaskSchema = Type.Object(
       guidance: Type.Number(),
       n: Type.Integer(),
       seed: Type.Integer(),
+      strength: Type.Optional(Type.Number({ description: 'img2img only.' })),
     }),
+    input_image: Nullable(InputImageSchema),
     provider_options: Type.Record(Type.String(), Type.Unknown()),
     stage: Nullable(Type.String()),
     progress: Type.Integer({ minimum: 0, maximum: 100 }),

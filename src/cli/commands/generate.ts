@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { TaskResource } from '../../api/schemas/task.js';
@@ -18,6 +18,9 @@ export interface GenerateOptions {
   priority?: number;
   negative?: string;
   option?: Record<string, unknown>;
+  /** img2img input: a file to upload, or a value the API takes as is (data:, http(s)://, upload:). */
+  image?: string;
+  strength?: number;
   out: string;
   /** Print the finished task as JSON on stdout; everything else goes to stderr. */
   json?: boolean;
@@ -37,8 +40,11 @@ interface TaskUpdate {
  */
 export async function generate(client: EaselClient, prompt: string, options: GenerateOptions): Promise<TaskResource> {
   await prepareOutputDir(options.out);
+  const image = options.image === undefined ? undefined : await inputImageReference(client, options.image);
   const body = {
     prompt,
+    ...(image === undefined ? {} : { kind: 'img2img', image }),
+    strength: options.strength,
     negative_prompt: options.negative,
     provider: options.provider,
     model: options.model,
@@ -89,6 +95,22 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
     report.write(`${file}  ${image.width}x${image.height} seed ${image.seed}\n`);
   }
   return task;
+}
+
+/** Values the API resolves itself; anything else names a local file. */
+const API_IMAGE_REFERENCE = /^(data:|https?:\/\/|upload:)/i;
+
+/** `--image`: a local file is uploaded first (POST /v1/uploads) and named by its upload id. */
+async function inputImageReference(client: EaselClient, image: string): Promise<string> {
+  if (API_IMAGE_REFERENCE.test(image)) return image;
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(image);
+  } catch (error) {
+    throw new CliError(`cannot read --image ${image}: ${(error as Error).message}`);
+  }
+  const upload = await client.upload<{ id: string }>('/v1/uploads', 'image', bytes, path.basename(image));
+  return `upload:${upload.id}`;
 }
 
 /** A progress bar on a terminal; one line per change everywhere else (logs, CI, pipes). */

@@ -8,7 +8,9 @@ import {
 } from '../errors.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
 import { parseSketchOptions, SketchOptionsSchema } from './options.js';
-import { renderSketch } from './render.js';
+import { blendInto, inputPixels } from './blend.js';
+import { encodeRgbPng } from './png.js';
+import { renderPixels, renderSketch, type SketchSpec } from './render.js';
 
 const MODELS: ModelInfo[] = [
   {
@@ -57,6 +59,16 @@ async function sleepUntil(deadline: number, signal: AbortSignal): Promise<void> 
 }
 
 /**
+ * txt2img: the sketch. img2img: the sketch mixed over the input by `strength`, so the output
+ * visibly derives from the input and strength 1 gives exactly the txt2img picture.
+ */
+async function renderImage(spec: SketchSpec, input: TaskInput): Promise<Buffer> {
+  if (!input.inputImage) return renderSketch(spec);
+  const under = await inputPixels(input.inputImage, spec.width, spec.height);
+  return encodeRgbPng(blendInto(renderPixels(spec), under, input.strength ?? 1), spec.width, spec.height);
+}
+
+/**
  * The built-in offline provider. It walks through `steps` like a sampler would (reporting
  * progress, honouring the abort signal), optionally taking `delay_ms` and failing on demand,
  * then renders one PNG per image with seeds seed, seed+1, …
@@ -91,7 +103,7 @@ export function createSketchProvider(): Provider {
         const seed = input.seed + index;
         const spec = { prompt: input.prompt, model: input.model, seed, width: input.width, height: input.height };
         images.push({
-          data: await renderSketch(spec),
+          data: await renderImage(spec, input),
           contentType: 'image/png',
           width: input.width,
           height: input.height,
