@@ -66,7 +66,7 @@ interface OperationFacts {
 
 const codes = (...list: ErrorCode[]) => list.map((code) => `\`${code}\``).join(', ');
 const BAD_REQUEST = `The request breaks a rule (${codes('VALIDATION_FAILED')}); \`errors[]\` says which.`;
-const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON', 'UNKNOWN_PROVIDER', 'UNKNOWN_MODEL', 'UNSUPPORTED_SIZE', 'UNSUPPORTED_STEPS', 'UNSUPPORTED_KIND')}), or its img2img \`image\` is refused (${codes('INPUT_IMAGE_INVALID', 'INPUT_IMAGE_TOO_LARGE', 'INPUT_IMAGE_URL_REFUSED', 'UPLOAD_NOT_FOUND')}); nothing was written.`;
+const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON', 'UNKNOWN_PROVIDER', 'UNKNOWN_MODEL', 'UNSUPPORTED_SIZE', 'UNSUPPORTED_STEPS', 'UNSUPPORTED_KIND')}), or its img2img \`image\` is refused (${codes('INPUT_IMAGE_INVALID', 'INPUT_IMAGE_TOO_LARGE', 'INPUT_IMAGE_URL_REFUSED', 'INPUT_IMAGE_FETCH_FAILED', 'UPLOAD_NOT_FOUND')}); nothing was written.`;
 const BAD_ID = `The id is not a UUID (${codes('VALIDATION_FAILED')}), or a body sent along is not JSON (${codes('MALFORMED_JSON')}).`;
 const TOO_LARGE = `The body exceeds \`EASEL_BODY_LIMIT_BYTES\` (${codes('BODY_TOO_LARGE')}).`;
 const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;

@@ -31,6 +31,7 @@ export const ErrorCodes = {
   INPUT_IMAGE_INVALID: { status: 400, title: 'The input image is not a PNG, JPEG or WebP image' },
   INPUT_IMAGE_TOO_LARGE: { status: 400, title: 'The input image has more pixels than this server decodes' },
   INPUT_IMAGE_URL_REFUSED: { status: 400, title: 'The input image URL is refused' },
+  INPUT_IMAGE_FETCH_FAILED: { status: 400, title: 'The input image URL could not be fetched' },
   UPLOAD_NOT_FOUND: { status: 400, title: 'No such upload' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js';
-import { ApiError } from '../domain/errors.js';
+import { UserUrlFailed, UserUrlRefused, type FetchUserUrl } from '../net/user-url.js';
 import type { ModelInfo } from '../providers/types.js';
 import type { Storage } from '../storage/storage.js';
 import { decodeInputImage, type CheckedImage } from './decode-input-image.js';
@@ -7,21 +7,17 @@ import { inputImageError } from './input-errors.js';
 import { readStoredBytes } from './read-stored.js';
 import { findUpload, newInputKey, type StoredInputImage } from './uploads.js';
 
-/**
- * Fetches a URL a user supplied, guarded against SSRF, size- and time-limited. Handed in as a
- * capability so this module never reaches the network on its own. It throws an ApiError
- * (INPUT_IMAGE_URL_REFUSED) for a URL it refuses; `contentType` is the server's claim only, and
- * is never trusted: the bytes are sniffed.
- */
-export type FetchUserUrl = (url: string) => Promise<{ bytes: Buffer; contentType: string | null }>;
-
 export interface InputImageDeps {
   pool: Pool;
   storage: Storage;
   /** EASEL_INPUT_MAX_PIXELS. */
   maxPixels: number;
-  /** Unset: `http(s)://` inputs are refused with INPUT_IMAGE_URL_REFUSED. */
-  fetchUserUrl?: FetchUserUrl | undefined;
+  /**
+   * Fetches `http(s)://` inputs: the SSRF-guarded fetcher (src/net/user-url.ts), handed in so this
+   * module never reaches the network on its own. Its `contentType` is never trusted: the bytes
+   * are sniffed like any other input.
+   */
+  fetchUserUrl: FetchUserUrl;
 }
 
 /**
@@ -75,12 +71,13 @@ async function resolveUpload(
 }
 
 async function fetchUrl(deps: InputImageDeps, url: string): Promise<Buffer> {
-  if (!deps.fetchUserUrl) throw inputImageError('INPUT_IMAGE_URL_REFUSED', 'URL inputs are not enabled');
   try {
     return (await deps.fetchUserUrl(url)).bytes;
   } catch (error) {
-    if (error instanceof ApiError) throw error;
-    throw inputImageError('INPUT_IMAGE_URL_REFUSED', 'the URL could not be fetched');
+    // The refusal's text names the kind of address, never the address itself.
+    if (error instanceof UserUrlRefused) throw inputImageError('INPUT_IMAGE_URL_REFUSED', error.message);
+    if (error instanceof UserUrlFailed) throw inputImageError('INPUT_IMAGE_FETCH_FAILED', error.message);
+    throw error;
   }
 }
 

@@ -6,6 +6,7 @@ import type { Config } from '../config/config.js';
 import { Channels, Listener } from '../db/listener.js';
 import { migrate } from '../db/migrate.js';
 import { Notifier } from '../db/notifier.js';
+import { createUserUrlFetcher } from '../net/user-url.js';
 import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
@@ -82,11 +83,15 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
       const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
       hub.start();
       cleanups.push(async () => hub.close());
-      // fetchUserUrl stays unset until the SSRF-guarded fetcher is wired: URL inputs are refused.
       const tasks = new TaskService(db.pool, registry, config, notifier, hub, {
         pool: db.pool,
         storage,
         maxPixels: config.inputs.maxPixels,
+        fetchUserUrl: createUserUrlFetcher({
+          allowPrivate: config.userUrls.allowPrivate,
+          maxBytes: config.inputs.uploadMaxBytes,
+          timeoutMs: config.userUrls.fetchTimeoutMs,
+        }),
       });
       const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });
       const address = await app.listen({ host: config.host, port: config.port });

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +10,7 @@ import { NO_HINTS } from '../../src/db/notifier.js';
 import { ApiError } from '../../src/domain/errors.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { createUpload } from '../../src/inputs/upload-service.js';
-import type { FetchUserUrl } from '../../src/inputs/resolve-input-image.js';
+import { createUserUrlFetcher, UserUrlFailed, UserUrlRefused, type FetchUserUrl } from '../../src/net/user-url.js';
 import { createProviderRegistry } from '../../src/providers/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createLocalStorage } from '../../src/storage/local.js';
@@ -49,8 +51,11 @@ const snapshot = async () => ({
 const bytesOf = async (url: string) => Buffer.from(await (await fetch(easel.url + url)).arrayBuffer());
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
+/** The fetcher production uses, with its defaults: only public addresses. */
+const guardedFetcher = createUserUrlFetcher({ allowPrivate: false, maxBytes: UPLOAD_MAX_BYTES, timeoutMs: 5000 });
+
 /** A service of the running Easel's database and storage, for what HTTP cannot reach (other users). */
-function service(fetchUserUrl?: FetchUserUrl): TaskService {
+function service(fetchUserUrl: FetchUserUrl = guardedFetcher): TaskService {
   const config = loadConfig({ DATABASE_URL: databaseUrl });
   return new TaskService(easel.pool, createProviderRegistry(), config, NO_HINTS, undefined, {
     pool: easel.pool,
@@ -213,7 +218,9 @@ describe('img2img on sketch', () => {
       [{ image: dataUrl(Buffer.from('hello, not a picture')) }, 'INPUT_IMAGE_INVALID', '/image'],
       [{ image: dataUrl(bombPng()) }, 'INPUT_IMAGE_TOO_LARGE', '/image'],
       [{ image: 'ftp://example.com/a.png' }, 'INPUT_IMAGE_INVALID', '/image'],
-      [{ image: 'https://example.com/a.png' }, 'INPUT_IMAGE_URL_REFUSED', '/image'],
+      [{ image: 'http://127.0.0.1:9/a.png' }, 'INPUT_IMAGE_URL_REFUSED', '/image'],
+      [{ image: 'http://169.254.169.254/latest/meta-data/' }, 'INPUT_IMAGE_URL_REFUSED', '/image'],
+      [{ image: 'http://[::ffff:10.0.0.1]/a.png' }, 'INPUT_IMAGE_URL_REFUSED', '/image'],
       [{}, 'VALIDATION_FAILED', '/image'],
       [{ image: dataUrl(await solidPng(8, 8, [0, 0, 0])), strength: 1.5 }, 'VALIDATION_FAILED', '/strength'],
       [{ kind: 'txt2img', strength: 0.5 }, 'VALIDATION_FAILED', '/strength'],
@@ -236,8 +243,6 @@ describe('img2img on sketch', () => {
     form.append('prompt', 'multipart');
     const multipart = await fetch(`${easel.url}/v1/tasks`, { method: 'POST', body: form });
     expect(multipart.status).toBe(415);
-    const url = await submit({ image: 'https://example.com/a.png' });
-    expect((url.body as unknown as { detail: string }).detail).toMatch(/URL inputs are not enabled/);
     expect(await snapshot()).toEqual(before);
   });
 
@@ -318,13 +323,21 @@ describe('URL inputs through the fetcher capability', () => {
     expect(fetched).toEqual(['https://images.example/cat.png']);
     expect(view.task.input_image).toMatchObject({ content_type: 'image/png', width: 24, height: 12 });
 
-    const refusing: FetchUserUrl = async () => {
-      throw new Error('connect ECONNREFUSED');
+    const down: FetchUserUrl = async () => {
+      throw new UserUrlFailed('down.example could not be reached (ECONNREFUSED)');
     };
-    const error = await service(refusing)
+    const error = await service(down)
       .submit(LOCAL_USER_ID, { prompt: 'x', kind: 'img2img', image: 'http://down.example/' })
       .catch((caught: unknown) => caught);
-    expect((error as ApiError).code).toBe('INPUT_IMAGE_URL_REFUSED');
+    expect((error as ApiError).code).toBe('INPUT_IMAGE_FETCH_FAILED');
+    const refusing: FetchUserUrl = async () => {
+      throw new UserUrlRefused('address', 'inside.example is not a public address (private)', '10.1.2.3');
+    };
+    const refused = await service(refusing)
+      .submit(LOCAL_USER_ID, { prompt: 'x', kind: 'img2img', image: 'http://inside.example/' })
+      .catch((caught: unknown) => caught);
+    expect((refused as ApiError).code).toBe('INPUT_IMAGE_URL_REFUSED');
+    expect((refused as ApiError).message).not.toContain('10.1.2.3');
     const html: FetchUserUrl = async () => ({ bytes: Buffer.from('<html></html>'), contentType: 'image/png' });
     const notImage = await service(html)
       .submit(LOCAL_USER_ID, { prompt: 'x', kind: 'img2img', image: 'http://html.example/' })
@@ -347,6 +360,7 @@ describe('models that do not do img2img', () => {
       pool: easel.pool,
       storage: createLocalStorage(imagesRoot()),
       maxPixels: 1_000_000,
+      fetchUserUrl: guardedFetcher,
     });
     const before = await snapshot();
     const error = await tasks
@@ -355,5 +369,68 @@ describe('models that do not do img2img', () => {
     expect((error as ApiError).code).toBe('UNSUPPORTED_KIND');
     expect((error as ApiError).status).toBe(400);
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('URL inputs over HTTP, through the SSRF guard', () => {
+  let images: http.Server;
+  let base: string;
+  let privateEasel: TestEasel | undefined;
+  beforeAll(async () => {
+    const red = await solidPng(32, 32, [255, 0, 0]);
+    images = http.createServer((request, response) => {
+      if (request.url === '/red.png') response.writeHead(200, { 'content-type': 'image/png' }).end(red);
+      else response.writeHead(404).end('no such image');
+    });
+    await new Promise<void>((resolve) => images.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(images.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await privateEasel?.stop();
+    await new Promise((resolve) => images.close(resolve));
+  });
+
+  it('refuses an image on a loopback address by default, writing nothing, and never asks it', async () => {
+    let asked = 0;
+    images.on('request', () => asked++);
+    const before = await snapshot();
+    const answer = await api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'from loopback',
+      kind: 'img2img',
+      image: `${base}/red.png`,
+    });
+    expect(answer.status).toBe(400);
+    expect((answer.body as unknown as { code: string }).code).toBe('INPUT_IMAGE_URL_REFUSED');
+    expect(asked).toBe(0);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('fetches it when EASEL_ALLOW_PRIVATE_URLS=true, and says when a URL cannot be fetched', async () => {
+    privateEasel = await startTestEasel(databaseUrl, {
+      roles: { api: true, worker: false },
+      // Local storage is per data directory: the worker must see the input this API stores.
+      env: { EASEL_ALLOW_PRIVATE_URLS: 'true', EASEL_DATA_DIR: easel.config.dataDir },
+    });
+    const accepted = await api(privateEasel.url, 'POST', '/v1/tasks', {
+      prompt: 'from the lan',
+      kind: 'img2img',
+      image: `${base}/red.png`,
+      strength: 0.2,
+      width: 64,
+      height: 64,
+    });
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(202);
+    expect(accepted.body.input_image).toMatchObject({ content_type: 'image/png', width: 32, height: 32 });
+    const done = await waitForStatus(easel.url, accepted.body.id, ['succeeded']);
+    const [red] = await meanRgb(await bytesOf(done.images[0]!.url));
+    expect(red).toBeGreaterThan(200);
+
+    const missing = await api(privateEasel.url, 'POST', '/v1/tasks', {
+      prompt: 'gone',
+      kind: 'img2img',
+      image: `${base}/missing.png`,
+    });
+    expect(missing.status).toBe(400);
+    expect((missing.body as unknown as { code: string }).code).toBe('INPUT_IMAGE_FETCH_FAILED');
   });
 });
