@@ -217,6 +217,21 @@ describe('admin credential routes', () => {
   });
 });
 
+describe('the credentials table', () => {
+  it('refuses rows the API could never write: a bad provider id, concurrency 0, a reset hour of 24', async () => {
+    const insert = (provider: string, concurrency: number, hour: number) =>
+      easel.pool.query(
+        `INSERT INTO credentials (id, provider, label, secret_ciphertext, secret_fingerprint, secret_last4,
+                                  concurrency, daily_reset_utc_hour)
+         VALUES (gen_random_uuid(), $1, 'x', '\\x01', md5(random()::text), 'abcd', $2, $3)`,
+        [provider, concurrency, hour],
+      );
+    await expect(insert('Bad!', 1, 0)).rejects.toThrow(/check constraint/);
+    await expect(insert('replicate', 0, 0)).rejects.toThrow(/check constraint/);
+    await expect(insert('replicate', 1, 24)).rejects.toThrow(/check constraint/);
+  });
+});
+
 describe('import from the environment at start', () => {
   it('imports every form once; a second start adds nothing and keeps limits an admin changed', async () => {
     const env = {

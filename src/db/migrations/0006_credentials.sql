@@ -4,6 +4,7 @@
 -- duplicates, and its last 4 characters for display.
 CREATE TABLE credentials (
   id                    uuid PRIMARY KEY,
+  -- The same pattern as PROVIDER_ID_PATTERN in src/providers/registry.ts.
   provider              text NOT NULL CHECK (provider ~ '^[a-z0-9][a-z0-9._-]{0,63}$'),
   label                 text NOT NULL,
   secret_ciphertext     bytea NOT NULL,
