@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
 import { LOCAL_USER_ID } from '../domain/task.js';
 import type { EventHub } from '../events/hub.js';
@@ -16,6 +17,7 @@ import { registerHostCheck } from './host-check.js';
 import { registerMethodNotAllowed } from './method-not-allowed.js';
 import { openApiOptions } from './openapi.js';
 import { registerProblemHandlers } from './problem.js';
+import { adminCredentialRoutes } from './routes/admin-credentials.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
@@ -50,6 +52,7 @@ export interface AppDeps {
   storage: Storage;
   hub: EventHub;
   tasks: TaskService;
+  credentials: CredentialService;
   log: Logger;
 }
 
@@ -115,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     queue: config.queue,
     deadAfterMs: config.worker.deadAfterMs,
   });
+  await app.register(adminCredentialRoutes, { credentials: deps.credentials });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, homeRoute);
   return app;

@@ -10,6 +10,7 @@ import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import { createLocalStorage } from '../storage/local.js';
 import { TaskService } from '../tasks/service.js';
+import { CredentialService } from '../credentials/service.js';
 import { buildApp } from './app.js';
 
 /**
@@ -31,6 +32,7 @@ export async function buildOpenApiDocument(env: Record<string, string> = {}): Pr
     storage: createLocalStorage(path.join(os.tmpdir(), 'easel-openapi-unused')),
     hub,
     tasks: new TaskService(pool, registry, config, NO_HINTS, hub),
+    credentials: new CredentialService(pool, undefined),
     log,
   });
   try {

@@ -77,7 +77,81 @@ const WRONG_HOST = `The \`Host\` header names no host this server answers to (${
 const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
 const image = { type: 'string', format: 'binary' } as const;
 
+const NOT_LOCAL = `The request did not come from a loopback address (${codes('ADMIN_LOCAL_ONLY')}): until API keys exist, admin routes answer only this machine.`;
+const NO_CREDENTIAL = `No credential with that id (${codes('CREDENTIAL_NOT_FOUND')}).`;
+const ADMIN_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
+
 const OPERATIONS: Record<string, OperationFacts> = {
+  'POST /v1/admin/credentials': {
+    operationId: 'addCredential',
+    problems: {
+      400: ADMIN_BODY,
+      403: NOT_LOCAL,
+      409: `This secret is stored already for this provider (${codes('CREDENTIAL_EXISTS')}); \`existing_id\` names it.`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: `No key to encrypt secrets: an external \`DATABASE_URL\` without \`EASEL_SECRET_KEY\` (${codes('SECRET_KEY_MISSING')}). Or: ${DATABASE_DOWN}`,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/admin/credentials': {
+    operationId: 'listCredentials',
+    problems: { 400: BAD_REQUEST, 403: NOT_LOCAL, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/admin/credentials/{id}': {
+    operationId: 'getCredential',
+    problems: { 400: BAD_REQUEST, 403: NOT_LOCAL, 404: NO_CREDENTIAL, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'PATCH /v1/admin/credentials/{id}': {
+    operationId: 'updateCredential',
+    problems: {
+      400: ADMIN_BODY,
+      403: NOT_LOCAL,
+      404: NO_CREDENTIAL,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'POST /v1/admin/credentials/{id}/disable': {
+    operationId: 'disableCredential',
+    problems: {
+      400: ADMIN_BODY,
+      403: NOT_LOCAL,
+      404: NO_CREDENTIAL,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'POST /v1/admin/credentials/{id}/enable': {
+    operationId: 'enableCredential',
+    problems: {
+      400: BAD_ID,
+      403: NOT_LOCAL,
+      404: NO_CREDENTIAL,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'DELETE /v1/admin/credentials/{id}': {
+    operationId: 'deleteCredential',
+    problems: {
+      400: BAD_ID,
+      403: NOT_LOCAL,
+      404: NO_CREDENTIAL,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
   'POST /v1/tasks': {
     operationId: 'createTask',
     problems: {
@@ -326,6 +400,7 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
         { name: 'queue', description: 'Queue overview' },
         { name: 'providers', description: 'What can generate images here' },
         { name: 'system', description: 'Health and readiness' },
+        { name: 'admin', description: 'Provider credentials (loopback only until API keys exist)' },
       ],
     },
     transformObject: (documentObject) => {

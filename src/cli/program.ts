@@ -3,6 +3,13 @@ import { Command, Option } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { ConfigError } from '../config/env.js';
 import { clientFromEnv } from './client.js';
+import {
+  addCredential,
+  disableCredential,
+  enableCredential,
+  listCredentials,
+  removeCredential,
+} from './commands/credentials.js';
 import { generate } from './commands/generate.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
@@ -174,6 +181,65 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .option('--json', "print the API's answer as JSON")
     .addHelpText('after', examples('easel queue status', 'easel queue status --json'))
     .action((options) => queueStatus(clientFromEnv(), options));
+
+  const credentials = program
+    .command('credentials')
+    .description('manage the provider credentials (API tokens) tasks run with; the server must be on this machine')
+    .addHelpText(
+      'after',
+      examples(
+        'easel credentials add replicate --label team < token.txt',
+        'easel credentials ls',
+        'easel credentials disable <id> --reason "leaked"',
+      ),
+    );
+  credentials
+    .command('add')
+    .description('store a provider secret, encrypted; it is read from stdin or --from-env, never from the command line')
+    .argument('<provider>', 'provider id, e.g. replicate, huggingface, openai')
+    .option('--from-env <VAR>', 'read the secret from this environment variable instead of stdin')
+    .option('--label <text>', 'a name for people (default: the variable, or the date)')
+    .option('--concurrency <n>', 'tasks it may run at once (default 1)', integerFrom(1, 10_000))
+    .option('--daily-limit <n>', 'uses per day (default: no limit)', integerFrom(1, 100_000_000))
+    .option('--reset-hour <0-23>', 'UTC hour its day starts (default 0)', integerFrom(0, 23))
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples(
+        'easel credentials add replicate < token.txt',
+        'printf %s "$HF_TOKEN" | easel credentials add huggingface --label spare --daily-limit 100',
+        'easel credentials add openai --from-env OPENAI_API_KEY --concurrency 4',
+      ) + '\nThe same secret twice for one provider is refused (CREDENTIAL_EXISTS) and names the stored one.\n',
+    )
+    .action((provider: string, options) => addCredential(clientFromEnv(), provider, options));
+  credentials
+    .command('ls')
+    .description('list credentials: masked secret, state, usage today, cooldown and last error')
+    .option('--provider <id>', 'only this provider')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel credentials ls', 'easel credentials ls --provider huggingface --json'))
+    .action((options) => listCredentials(clientFromEnv(), options));
+  credentials
+    .command('disable')
+    .description('take a credential out of service until it is enabled again')
+    .argument('<id>', 'credential id')
+    .option('--reason <text>', 'why, shown in ls (default: disabled by an admin)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel credentials disable 0193a0c4-… --reason "rotating"'))
+    .action((id: string, options) => disableCredential(clientFromEnv(), id, options));
+  credentials
+    .command('enable')
+    .description('put a credential back in service (clears its disable reason and any cooldown)')
+    .argument('<id>', 'credential id')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel credentials enable 0193a0c4-…'))
+    .action((id: string, options) => enableCredential(clientFromEnv(), id, options));
+  credentials
+    .command('rm')
+    .description('delete a credential and its encrypted secret')
+    .argument('<id>', 'credential id')
+    .addHelpText('after', examples('easel credentials rm 0193a0c4-…'))
+    .action((id: string) => removeCredential(clientFromEnv(), id));
 
   return program;
 }

@@ -1,4 +1,6 @@
 import path from 'node:path';
+import { credentialsFromEnv, type EnvCredential } from '../credentials/env-credentials.js';
+import { parseSecretKey } from '../credentials/secret-box.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -36,6 +38,13 @@ export interface Config {
   corsOrigins: readonly string[];
   userUrls: UserUrlConfig;
   inputs: InputsConfig;
+  /**
+   * EASEL_SECRET_KEY (32 bytes) sealing provider secrets; unset = a generated key file under
+   * `dataDir` when the database is embedded, none (storing secrets refused) when external.
+   */
+  secretKey: Buffer | undefined;
+  /** Provider secrets in the environment, imported into the credential pool at start. */
+  credentialImports: readonly EnvCredential[];
 }
 
 /** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
@@ -137,6 +146,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       uploadMaxBytes: readInt(env, 'EASEL_UPLOAD_MAX_BYTES', 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
       maxPixels: readInt(env, 'EASEL_INPUT_MAX_PIXELS', 40_000_000, { min: 64 * 64, max: 1_000_000_000 }),
     },
+    secretKey: readSecretKey(env, 'EASEL_SECRET_KEY'),
+    credentialImports: Object.freeze(credentialsFromEnv(env)),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(
@@ -154,6 +165,19 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
 export function providerConcurrency(queue: QueueConfig, provider: string): number {
   return queue.providerConcurrency[provider] ?? queue.defaultProviderConcurrency;
+}
+
+function readSecretKey(env: Env, name: string): Buffer | undefined {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return undefined;
+  const key = parseSecretKey(text);
+  if (!key) {
+    // Never echo the value: it is a secret, even when malformed.
+    throw new ConfigError(
+      `${name} must be 32 bytes written as 64 hex digits or as base64 (e.g. the output of \`openssl rand -hex 32\`)`,
+    );
+  }
+  return key;
 }
 
 function readList(env: Env, name: string): string[] {

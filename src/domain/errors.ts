@@ -33,6 +33,10 @@ export const ErrorCodes = {
   INPUT_IMAGE_URL_REFUSED: { status: 400, title: 'The input image URL is refused' },
   INPUT_IMAGE_FETCH_FAILED: { status: 400, title: 'The input image URL could not be fetched' },
   UPLOAD_NOT_FOUND: { status: 400, title: 'No such upload' },
+  CREDENTIAL_NOT_FOUND: { status: 404, title: 'No such credential' },
+  CREDENTIAL_EXISTS: { status: 409, title: 'This secret is stored already for this provider' },
+  SECRET_KEY_MISSING: { status: 503, title: 'EASEL_SECRET_KEY is not set, so secrets cannot be stored' },
+  ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -3,6 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
 import type { Config } from '../config/config.js';
+import { importEnvCredentials } from '../credentials/import-env.js';
+import { openSecretBox } from '../credentials/secret-key-file.js';
+import { CredentialService } from '../credentials/service.js';
 import { Channels, Listener } from '../db/listener.js';
 import { migrate } from '../db/migrate.js';
 import { Notifier } from '../db/notifier.js';
@@ -54,6 +57,8 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const db = await openDatabase(config, log, { poolSize: options.roles.worker ? 20 : 10 });
     cleanups.push(() => db.close());
     await migrate(db.pool, log);
+    const secretBox = await openSecretBox(config, log);
+    await importEnvCredentials(db.pool, secretBox, config.credentialImports, log.child({ component: 'credentials' }));
 
     const registry = options.registry ?? createProviderRegistry();
     const storage = options.storage ?? createLocalStorage(path.join(config.dataDir, 'images'));
@@ -93,7 +98,8 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
           timeoutMs: config.userUrls.fetchTimeoutMs,
         }),
       });
-      const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, log });
+      const credentials = new CredentialService(db.pool, secretBox);
+      const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, credentials, log });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());
       running.app = app;

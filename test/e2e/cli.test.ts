@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,7 +26,7 @@ const freePort = () =>
 /** `easel <args>` as a user would type it, against the running server. */
 const cli = (...args: string[]) =>
   run(process.execPath, ['--import', 'tsx/esm', CLI, ...args], {
-    env: { ...process.env, EASEL_URL: `http://127.0.0.1:${port}` },
+    env: { ...process.env, EASEL_URL: `http://127.0.0.1:${port}`, E2E_TOKEN: 'r8_EndToEndToken42' },
     timeout: 60_000,
   });
 
@@ -78,6 +78,16 @@ describe('easel start with no configuration', () => {
     expect(generated.stdout).toContain('64x64 seed 7');
     expect(generated.stderr).toMatch(/queued/);
     expect(generated.stderr).toMatch(/succeeded/);
+
+    // No EASEL_SECRET_KEY and the embedded database: a key file is generated, 0600, and logged.
+    const keyFile = path.join(dataDir, 'secret.key');
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    expect(easel.output()).toContain('generated a key for provider secrets');
+    expect(easel.output()).toContain(keyFile);
+    const added = await cli('credentials', 'add', 'replicate', '--from-env', 'E2E_TOKEN').catch(
+      (error: Error) => error,
+    );
+    expect(added).not.toBeInstanceOf(Error);
 
     const taskId = files[0]!.slice(0, 36);
     expect((await cli('tasks', 'ls')).stdout).toContain(taskId);

@@ -214,6 +214,7 @@ describe('readiness answers carry no server internals', () => {
       storage: createLocalStorage('/tmp/easel-unused'),
       hub: undefined as never,
       tasks: undefined as never,
+      credentials: undefined as never,
       log: pino({ level: 'silent' }),
     });
     try {

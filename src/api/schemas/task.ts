@@ -13,6 +13,8 @@ const VISIBLE_PATTERN = '\\S';
  * too: import `Uuid`).
  */
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+/** Provider secrets (API tokens): printable ASCII, no spaces, as every provider issues them. */
+export const SECRET_PATTERN = '^[!-~]+$';
 export const UUID_REGEXP = new RegExp(UUID_PATTERN);
 
 /** What each pattern means, for validation messages ("prompt must contain a visible character"). */
@@ -22,6 +24,7 @@ export const PATTERN_RULES: Record<string, PatternRule> = {
   [UUID_PATTERN]: { code: 'BAD_FORMAT', message: 'must be a UUID such as 0190a0a0-0000-7000-8000-000000000000' },
   '^[0-9]{1,3}$': { code: 'BAD_FORMAT', message: 'must be a whole number' },
   '^[0-9]{1,2}$': { code: 'BAD_FORMAT', message: 'must be a whole number' },
+  [SECRET_PATTERN]: { code: 'BAD_FORMAT', message: 'must be printable ASCII without spaces' },
 };
 
 /** A string that is safe to store; every free-text input uses it. */

@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool } from '../db/pool.js';
+import type { SecretBox } from './secret-box.js';
+
+/**
+ * SQL of the `credentials` table. Everything time-dependent (state, today's usage, the next
+ * reset) is computed by the database from its own `now()`, the one clock of the system.
+ * No function here returns the ciphertext except `readCredentialSecret`, which opens it.
+ */
+
+export const CredentialStates = {
+  ACTIVE: 'active',
+  COOLING_DOWN: 'cooling_down',
+  DISABLED: 'disabled',
+  /** Its daily limit is used up until `next_reset_at`. */
+  EXHAUSTED: 'exhausted',
+} as const;
+export type CredentialState = (typeof CredentialStates)[keyof typeof CredentialStates];
+
+export interface CredentialRow {
+  id: string;
+  provider: string;
+  label: string;
+  secret_last4: string;
+  state: CredentialState;
+  concurrency: number;
+  /** Uses in the current usage day (0 once the day has turned, whatever the stored count). */
+  used_today: number;
+  daily_limit: number | null;
+  daily_reset_utc_hour: number;
+  next_reset_at: Date;
+  cooldown_until: Date | null;
+  disabled_reason: string | null;
+  last_error_code: string | null;
+  last_error_at: Date | null;
+  last_used_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The usage day starts at the credential's reset hour (UTC). */
+const USAGE_DAY = `(((now() AT TIME ZONE 'UTC') - make_interval(hours => daily_reset_utc_hour))::date)`;
+const USED_TODAY = `(CASE WHEN usage_day = ${USAGE_DAY} THEN used_today ELSE 0 END)`;
+
+const COLUMNS = `
+  id, provider, label, secret_last4, concurrency, daily_limit, daily_reset_utc_hour,
+  ${USED_TODAY} AS used_today,
+  ((${USAGE_DAY} + 1 + make_interval(hours => daily_reset_utc_hour)) AT TIME ZONE 'UTC') AS next_reset_at,
+  CASE
+    WHEN disabled_reason IS NOT NULL THEN 'disabled'
+    WHEN cooldown_until > now() THEN 'cooling_down'
+    WHEN daily_limit IS NOT NULL AND ${USED_TODAY} >= daily_limit THEN 'exhausted'
+    ELSE 'active'
+  END AS state,
+  cooldown_until, disabled_reason, last_error_code, last_error_at, last_used_at, created_at, updated_at`;
+
+export interface NewCredential {
+  provider: string;
+  label: string;
+  secret: string;
+  concurrency?: number;
+  dailyLimit?: number | null;
+  dailyResetUtcHour?: number;
+}
+
+export type InsertResult = { inserted: true; row: CredentialRow } | { inserted: false; existingId: string };
+
+/**
+ * Seal and store a secret. The same secret for the same provider is never stored twice: a
+ * second insert changes nothing (not even limits an admin set) and names the stored one.
+ */
+export async function insertCredential(pool: Pool, box: SecretBox, input: NewCredential): Promise<InsertResult> {
+  const fingerprint = box.fingerprint(input.secret);
+  const { rows } = await pool.query<CredentialRow>(
+    `INSERT INTO credentials (id, provider, label, secret_ciphertext, secret_fingerprint, secret_last4,
+                              concurrency, daily_limit, daily_reset_utc_hour)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (provider, secret_fingerprint) DO NOTHING
+     RETURNING ${COLUMNS}`,
+    [
+      randomUUID(),
+      input.provider,
+      input.label,
+      box.seal(input.secret),
+      fingerprint,
+      input.secret.slice(-4),
+      input.concurrency ?? 1,
+      input.dailyLimit ?? null,
+      input.dailyResetUtcHour ?? 0,
+    ],
+  );
+  if (rows[0]) return { inserted: true, row: rows[0] };
+  const existing = await pool.query<{ id: string }>(
+    'SELECT id FROM credentials WHERE provider = $1 AND secret_fingerprint = $2',
+    [input.provider, fingerprint],
+  );
+  // A concurrent delete between the two statements: the conflict is gone, say so plainly.
+  if (!existing.rows[0]) throw new Error('the credential was deleted while it was being added; try again');
+  return { inserted: false, existingId: existing.rows[0].id };
+}
+
+export async function listCredentials(pool: Pool, provider?: string): Promise<CredentialRow[]> {
+  const { rows } = await pool.query<CredentialRow>(
+    `SELECT ${COLUMNS} FROM credentials WHERE ($1::text IS NULL OR provider = $1) ORDER BY provider, created_at, id`,
+    [provider ?? null],
+  );
+  return rows;
+}
+
+export async function getCredential(pool: Pool, id: string): Promise<CredentialRow | undefined> {
+  const { rows } = await pool.query<CredentialRow>(`SELECT ${COLUMNS} FROM credentials WHERE id = $1`, [id]);
+  return rows[0];
+}
+
+export interface CredentialChanges {
+  label?: string;
+  concurrency?: number;
+  dailyLimit?: number | null;
+  dailyResetUtcHour?: number;
+}
+
+/** Only the fields given change; `dailyLimit: null` removes the limit. */
+export async function updateCredential(
+  pool: Pool,
+  id: string,
+  changes: CredentialChanges,
+): Promise<CredentialRow | undefined> {
+  const { rows } = await pool.query<CredentialRow>(
+    `UPDATE credentials SET
+       label = COALESCE($2, label),
+       concurrency = COALESCE($3, concurrency),
+       daily_limit = CASE WHEN $4::boolean THEN $5::integer ELSE daily_limit END,
+       daily_reset_utc_hour = COALESCE($6, daily_reset_utc_hour),
+       updated_at = now()
+     WHERE id = $1
+     RETURNING ${COLUMNS}`,
+    [
+      id,
+      changes.label ?? null,
+      changes.concurrency ?? null,
+      changes.dailyLimit !== undefined,
+      changes.dailyLimit ?? null,
+      changes.dailyResetUtcHour ?? null,
+    ],
+  );
+  return rows[0];
+}
+
+export async function disableCredential(pool: Pool, id: string, reason: string): Promise<CredentialRow | undefined> {
+  const { rows } = await pool.query<CredentialRow>(
+    `UPDATE credentials SET disabled_reason = $2, updated_at = now() WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id, reason],
+  );
+  return rows[0];
+}
+
+/** Back in service: the disable reason and any cooldown are cleared. */
+export async function enableCredential(pool: Pool, id: string): Promise<CredentialRow | undefined> {
+  const { rows } = await pool.query<CredentialRow>(
+    `UPDATE credentials SET disabled_reason = NULL, cooldown_until = NULL, updated_at = now()
+     WHERE id = $1 RETURNING ${COLUMNS}`,
+    [id],
+  );
+  return rows[0];
+}
+
+export async function deleteCredential(pool: Pool, id: string): Promise<boolean> {
+  const { rowCount } = await pool.query('DELETE FROM credentials WHERE id = $1', [id]);
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * A provider's credentials that can take work now (not disabled, not cooling down, under their
+ * daily limit), least recently used first. Concurrency in use is the caller's to count: it
+ * lives with the running attempts, not in this table.
+ */
+export async function listUsableCredentials(pool: Pool, provider: string): Promise<CredentialRow[]> {
+  const { rows } = await pool.query<CredentialRow>(
+    `SELECT * FROM (SELECT ${COLUMNS} FROM credentials WHERE provider = $1) AS c
+     WHERE state = 'active' ORDER BY last_used_at NULLS FIRST, id`,
+    [provider],
+  );
+  return rows;
+}
+
+/** The secret in clear, for the adapter about to call the provider; never log or return it. */
+export async function readCredentialSecret(pool: Pool, box: SecretBox, id: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ secret_ciphertext: Buffer }>(
+    'SELECT secret_ciphertext FROM credentials WHERE id = $1',
+    [id],
+  );
+  return rows[0] ? box.open(rows[0].secret_ciphertext) : undefined;
+}

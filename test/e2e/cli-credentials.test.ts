@@ -1,0 +1,116 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../helpers/database.js';
+import { startTestEasel, type TestEasel } from '../helpers/easel.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+let easel: TestEasel;
+
+/** `easel <args>` against the test server with `stdin` piped in (or a closed pipe); never throws. */
+function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx/esm', CLI, ...args], {
+      env: { ...process.env, EASEL_URL: easel.url, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+function succeeded(result: Finished): Finished {
+  expect(result.code, `stderr:\n${result.stderr}\nstdout:\n${result.stdout}`).toBe(0);
+  return result;
+}
+
+beforeAll(async () => {
+  easel = await startTestEasel(await createTestDatabase(), {
+    roles: { api: true, worker: false },
+    env: { EASEL_SECRET_KEY: randomBytes(32).toString('hex') },
+  });
+});
+afterAll(async () => {
+  await easel?.stop();
+});
+
+describe('easel credentials', () => {
+  it('adds from stdin and from --from-env, lists, disables, enables and removes; never prints a secret', async () => {
+    const piped = 'r8_CliPipedSecret0042';
+    const fromEnv = 'hf_CliEnvironmentSecret77';
+
+    const added = succeeded(
+      await cli(
+        ['credentials', 'add', 'replicate', '--label', 'team', '--concurrency', '2', '--daily-limit', '9', '--json'],
+        {
+          stdin: `${piped}\n`,
+        },
+      ),
+    );
+    const first = JSON.parse(added.stdout) as {
+      id: string;
+      secret_hint: string;
+      concurrency: number;
+      daily_limit: number;
+    };
+    expect(first).toMatchObject({ secret_hint: '…0042', concurrency: 2, daily_limit: 9 });
+
+    const second = succeeded(
+      await cli(['credentials', 'add', 'huggingface', '--from-env', 'MY_HF'], { env: { MY_HF: fromEnv } }),
+    );
+    expect(second.stdout).toMatch(/^[0-9a-f-]{36} added \(huggingface, env MY_HF, …et77\)\n$/);
+    const secondId = second.stdout.slice(0, 36);
+
+    const duplicate = await cli(['credentials', 'add', 'replicate'], { stdin: piped });
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toContain('CREDENTIAL_EXISTS');
+    expect(duplicate.stderr).toContain(first.id);
+
+    const empty = await cli(['credentials', 'add', 'replicate']);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/stdin was empty/);
+
+    const listed = succeeded(await cli(['credentials', 'ls']));
+    expect(listed.stdout).toMatch(new RegExp(`${first.id}\\s+replicate\\s+…0042\\s+active\\s+×2\\s+0/9 today\\s+team`));
+    expect(listed.stdout).toContain(secondId);
+    const onlyHf = JSON.parse(
+      succeeded(await cli(['credentials', 'ls', '--provider', 'huggingface', '--json'])).stdout,
+    ) as {
+      data: Array<{ id: string }>;
+    };
+    expect(onlyHf.data.map((credential) => credential.id)).toEqual([secondId]);
+
+    succeeded(await cli(['credentials', 'disable', first.id, '--reason', 'rotating']));
+    expect(succeeded(await cli(['credentials', 'ls', '--provider', 'replicate'])).stdout).toMatch(
+      /disabled\s.*disabled: rotating/,
+    );
+    expect(succeeded(await cli(['credentials', 'enable', first.id])).stdout).toBe(`${first.id} enabled (active)\n`);
+    expect(succeeded(await cli(['credentials', 'rm', first.id])).stdout).toBe(`${first.id} deleted\n`);
+    const gone = await cli(['credentials', 'rm', first.id]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('CREDENTIAL_NOT_FOUND');
+
+    const everything = [added, second, duplicate, listed].map((result) => result.stdout + result.stderr).join('\n');
+    for (const secret of [piped, fromEnv]) expect(everything).not.toContain(secret);
+  }, 180_000);
+
+  it('refuses a bad value with the option named, before asking the server', async () => {
+    const bad = await cli(['credentials', 'add', 'replicate', '--concurrency', '0'], { stdin: 'r8_NotSentAtAll1' });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--concurrency.*must be from 1 to 10000/);
+  }, 60_000);
+});
