@@ -1,5 +1,6 @@
 import zlib from 'node:zlib';
 import sharp from 'sharp';
+import { pngChunk } from '../../src/providers/sketch/png.js';
 
 /** A solid-colour PNG of the given size. */
 export const solidPng = (width: number, height: number, rgb: [number, number, number]): Promise<Buffer> =>
@@ -8,15 +9,6 @@ export const solidPng = (width: number, height: number, rgb: [number, number, nu
     .toBuffer();
 
 export const dataUrl = (bytes: Buffer, type = 'image/png'): string => `data:${type};base64,${bytes.toString('base64')}`;
-
-function chunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(data, zlib.crc32(head.subarray(4))), 0);
-  return Buffer.concat([head, data, crc]);
-}
 
 /**
  * A decompression bomb: a few hundred bytes whose header declares width × height RGB pixels
@@ -29,9 +21,9 @@ export function bombPng(width = 60000, height = 60000): Buffer {
   header.set([8, 2, 0, 0, 0], 8);
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', zlib.deflateSync(Buffer.alloc((width * 3 + 1) * 2))),
-    chunk('IEND', Buffer.alloc(0)),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', zlib.deflateSync(Buffer.alloc((width * 3 + 1) * 2))),
+    pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 

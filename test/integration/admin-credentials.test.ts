@@ -1,3 +1,5 @@
+import type { Static } from '@sinclair/typebox';
+import type { CredentialSchema } from '../../src/api/routes/admin-credentials.js';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../src/credentials/secret-box.js';
@@ -8,23 +10,7 @@ import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 const KEY = randomBytes(32);
 const SECRET = 'r8_AdminRouteSecret0001';
 
-interface Credential {
-  id: string;
-  provider: string;
-  label: string;
-  secret_hint: string;
-  state: string;
-  concurrency: number;
-  used_today: number;
-  daily_limit: number | null;
-  daily_reset_utc_hour: number;
-  next_reset_at: string;
-  cooldown_until: string | null;
-  disabled_reason: string | null;
-  last_error: { code: string; at: string } | null;
-  last_used_at: string | null;
-  created_at: string;
-}
+type Credential = Static<typeof CredentialSchema>;
 interface Problem {
   code: string;
   detail: string;

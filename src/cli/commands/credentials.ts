@@ -1,3 +1,5 @@
+import type { Static } from '@sinclair/typebox';
+import type { CredentialSchema } from '../../api/routes/admin-credentials.js';
 import type { EaselClient } from '../client.js';
 import { CliError } from '../client.js';
 
@@ -5,20 +7,7 @@ const print = (text: string): void => void process.stdout.write(`${text}\n`);
 const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));
 
 /** The admin view of a credential (GET /v1/admin/credentials): never the secret. */
-interface CredentialView {
-  id: string;
-  provider: string;
-  label: string;
-  secret_hint: string;
-  state: string;
-  concurrency: number;
-  used_today: number;
-  daily_limit: number | null;
-  next_reset_at: string;
-  cooldown_until: string | null;
-  disabled_reason: string | null;
-  last_error: { code: string; at: string } | null;
-}
+type CredentialView = Static<typeof CredentialSchema>;
 
 interface JsonOption {
   json?: boolean;
