@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
@@ -10,36 +8,14 @@ import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { dataUrl, meanRgb, solidPng } from '../helpers/images.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
-import { eventually, spawnEasel, type EaselProcess } from '../helpers/processes.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { eventually, runCli, spawnEasel, succeeded, type EaselProcess } from '../helpers/processes.js';
 
 let easel: TestEasel;
 let outDir: string;
 const spawned: EaselProcess[] = [];
 
 /** `easel <args>` against the test server, run to its end; never throws. */
-const cli = (...args: string[]) =>
-  new Promise<Finished>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx/esm', CLI, ...args],
-      { env: { ...process.env, EASEL_URL: easel.url }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error.code as number | null) ?? null) : 0, stdout, stderr }),
-    );
-  });
-
-/** Fails with everything the command printed. */
-function succeeded(result: Finished): Finished {
-  expect(result.code, `stderr:\n${result.stderr}\nstdout:\n${result.stdout}`).toBe(0);
-  return result;
-}
+const cli = (...args: string[]) => runCli(args, { env: { EASEL_URL: easel.url } });
 
 const submit = async (body: Record<string, unknown> = {}) =>
   (await api(easel.url, 'POST', '/v1/tasks', { prompt: 'a kite', width: 64, height: 64, steps: 2, ...body })).body;

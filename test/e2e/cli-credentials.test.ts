@@ -1,42 +1,14 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database.js';
 import { startTestEasel, type TestEasel } from '../helpers/easel.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, succeeded } from '../helpers/processes.js';
 
 let easel: TestEasel;
 
 /** `easel <args>` against the test server with `stdin` piped in (or a closed pipe); never throws. */
-function cli(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx/esm', CLI, ...args], {
-      env: { ...process.env, EASEL_URL: easel.url, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
-}
-
-function succeeded(result: Finished): Finished {
-  expect(result.code, `stderr:\n${result.stderr}\nstdout:\n${result.stdout}`).toBe(0);
-  return result;
-}
+const cli = (args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) =>
+  runCli(args, { stdin: options.stdin, env: { EASEL_URL: easel.url, ...options.env } });
 
 beforeAll(async () => {
   easel = await startTestEasel(await createTestDatabase(), {

@@ -1,34 +1,18 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database.js';
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runCli, type CliResult } from '../helpers/processes.js';
 
 /** Run `easel <args>` to its end, never throwing: the exit status is what is under test. */
+// JSON logs go to stdout; what the person reads is on stderr.
 const easel = (args: string[], env: Record<string, string> = {}) =>
-  new Promise<Finished>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx/esm', CLI, ...args],
-      // JSON logs go to stdout; what the person reads is on stderr.
-      { env: { ...process.env, LOG_LEVEL: 'info', EASEL_LOG_FORMAT: 'json', ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error.code as number | null) ?? null) : 0, stdout, stderr }),
-    );
-  });
+  runCli(args, { env: { LOG_LEVEL: 'info', EASEL_LOG_FORMAT: 'json', ...env } });
 
 /** One line on stderr that starts `easel:`, no stack trace, a failing exit status. */
-function expectOneClearLine(result: Finished, pattern: RegExp): void {
+function expectOneClearLine(result: CliResult, pattern: RegExp): void {
   const context = `exit ${result.code}\nstderr:\n${result.stderr}\nstdout:\n${result.stdout}`;
   expect(result.code, context).not.toBe(0);
   expect(result.stderr.trim().split('\n'), context).toHaveLength(1);
