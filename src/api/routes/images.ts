@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../../db/pool.js';
@@ -27,15 +28,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
     async (request, reply) => {
       const image = await findImage(pool, request.userId, request.params.id, Number(request.params.index));
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
-      const etag = `"${image.sha256}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-      const object = await storage.get(image.storage_key);
-      if (!object) {
-        request.log.error({ key: image.storage_key }, 'image recorded but missing from storage');
-        throw new ApiError('IMAGE_NOT_FOUND', 'the image is recorded but its bytes are missing from storage');
-      }
-      return reply.type(image.content_type).header('content-length', object.size).send(object.body);
+      return sendStoredImage(request, reply, storage, image, 'image');
     },
   );
 
@@ -55,15 +48,30 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id}`);
       const input = task.input_image;
       if (!input) throw new ApiError('IMAGE_NOT_FOUND', 'the task has no input image; only img2img tasks do');
-      const etag = `"${input.sha256}"`;
-      reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-      const object = await storage.get(input.storage_key);
-      if (!object) {
-        request.log.error({ key: input.storage_key }, 'input image recorded but missing from storage');
-        throw new ApiError('IMAGE_NOT_FOUND', 'the input image is recorded but its bytes are missing from storage');
-      }
-      return reply.type(input.content_type).header('content-length', object.size).send(object.body);
+      return sendStoredImage(request, reply, storage, input, 'input image');
     },
   );
 };
+
+/**
+ * Serve an image recorded with its sha256: the bytes behind its URL never change, so the ETag is
+ * the sha256 and it may be cached for a year (by this user only). A recorded image whose bytes
+ * are gone from storage is a 404 and an error in the log, never a 500.
+ */
+async function sendStoredImage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  storage: Storage,
+  image: { sha256: string; storage_key: string; content_type: string },
+  what: string,
+) {
+  const etag = `"${image.sha256}"`;
+  reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
+  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+  const object = await storage.get(image.storage_key);
+  if (!object) {
+    request.log.error({ key: image.storage_key }, `${what} recorded but missing from storage`);
+    throw new ApiError('IMAGE_NOT_FOUND', `the ${what} is recorded but its bytes are missing from storage`);
+  }
+  return reply.type(image.content_type).header('content-length', object.size).send(object.body);
+}
