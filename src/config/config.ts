@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { credentialsFromEnv, type EnvCredential } from '../credentials/env-credentials.js';
 import { parseSecretKey } from '../credentials/secret-box.js';
+import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -45,6 +46,8 @@ export interface Config {
   secretKey: Buffer | undefined;
   /** Provider secrets in the environment, imported into the credential pool at start. */
   credentialImports: readonly EnvCredential[];
+  /** Hosted adapters' settings: base URLs, default models (src/providers/config.ts). */
+  providers: ProvidersConfig;
 }
 
 /** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
@@ -90,6 +93,8 @@ export interface WorkerConfig {
   databaseGiveUpMs: number;
   /** Task events older than this are pruned by the workers' maintenance; 0 keeps them forever. */
   eventRetentionHours: number;
+  /** How long a rate-limited credential rests when the provider gave no Retry-After. */
+  credentialCooldownMs: number;
 }
 
 const SECOND = 1000;
@@ -130,6 +135,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
         max: 7 * 24 * 3600 * SECOND,
       }),
       eventRetentionHours: readInt(env, 'EASEL_EVENT_RETENTION_HOURS', 168, { min: 0, max: 10 * 365 * 24 }),
+      credentialCooldownMs: readInt(env, 'EASEL_CREDENTIAL_COOLDOWN_MS', 60 * SECOND, {
+        min: 0,
+        max: 24 * 3600 * SECOND,
+      }),
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),
@@ -148,6 +157,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     secretKey: readSecretKey(env, 'EASEL_SECRET_KEY'),
     credentialImports: Object.freeze(credentialsFromEnv(env)),
+    providers: readProvidersConfig(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

@@ -38,14 +38,17 @@ export interface CredentialRow {
   updated_at: Date;
 }
 
-/** The usage day starts at the credential's reset hour (UTC). */
-const USAGE_DAY = `(((now() AT TIME ZONE 'UTC') - make_interval(hours => daily_reset_utc_hour))::date)`;
+/** The usage day starts at the credential's reset hour (UTC); claims use the same function. */
+const USAGE_DAY = `easel_usage_day(daily_reset_utc_hour)`;
 const USED_TODAY = `(CASE WHEN usage_day = ${USAGE_DAY} THEN used_today ELSE 0 END)`;
+
+/** When the credential's current usage day ends (a timestamptz). */
+const NEXT_RESET = `((${USAGE_DAY} + 1 + make_interval(hours => daily_reset_utc_hour)) AT TIME ZONE 'UTC')`;
 
 const COLUMNS = `
   id, provider, label, secret_last4, concurrency, daily_limit, daily_reset_utc_hour,
   ${USED_TODAY} AS used_today,
-  ((${USAGE_DAY} + 1 + make_interval(hours => daily_reset_utc_hour)) AT TIME ZONE 'UTC') AS next_reset_at,
+  ${NEXT_RESET} AS next_reset_at,
   CASE
     WHEN disabled_reason IS NOT NULL THEN 'disabled'
     WHEN cooldown_until > now() THEN 'cooling_down'
@@ -184,10 +187,46 @@ export async function listUsableCredentials(pool: Pool, provider: string): Promi
 }
 
 /** The secret in clear, for the adapter about to call the provider; never log or return it. */
-export async function readCredentialSecret(pool: Pool, box: SecretBox, id: string): Promise<string | undefined> {
-  const { rows } = await pool.query<{ secret_ciphertext: Buffer }>(
-    'SELECT secret_ciphertext FROM credentials WHERE id = $1',
+export async function readCredentialSecret(
+  pool: Pool,
+  box: SecretBox,
+  id: string,
+): Promise<{ label: string; secret: string } | undefined> {
+  const { rows } = await pool.query<{ label: string; secret_ciphertext: Buffer }>(
+    'SELECT label, secret_ciphertext FROM credentials WHERE id = $1',
     [id],
   );
-  return rows[0] ? box.open(rows[0].secret_ciphertext) : undefined;
+  return rows[0] ? { label: rows[0].label, secret: box.open(rows[0].secret_ciphertext) } : undefined;
+}
+
+/**
+ * What an attempt learned about its credential. The writes are not fenced by the task's lease:
+ * what the provider said about the credential is true whoever holds the task now.
+ */
+export type CredentialOutcome =
+  /** 429 or quota: rest for `ms`, or until the next daily reset when `ms` is undefined. */
+  | { kind: 'cool_down'; code: string; ms: number | undefined }
+  /** The provider refused the credential: out of service until an admin enables it again. */
+  | { kind: 'disable'; code: string; reason: string }
+  /** Any other provider failure: recorded as the credential's last error, nothing else. */
+  | { kind: 'note'; code: string };
+
+export async function recordCredentialOutcome(pool: Pool, id: string, outcome: CredentialOutcome): Promise<void> {
+  // A longer cooldown already running is kept; a disable reason already set (by an admin) too.
+  await pool.query(
+    `UPDATE credentials SET
+       cooldown_until = CASE WHEN $2 = 'cool_down'
+         THEN greatest(cooldown_until, COALESCE(now() + make_interval(secs => $3::double precision / 1000), ${NEXT_RESET}))
+         ELSE cooldown_until END,
+       disabled_reason = CASE WHEN $2 = 'disable' THEN COALESCE(disabled_reason, $4) ELSE disabled_reason END,
+       last_error_code = $5, last_error_at = now(), updated_at = now()
+     WHERE id = $1`,
+    [
+      id,
+      outcome.kind,
+      outcome.kind === 'cool_down' ? (outcome.ms ?? null) : null,
+      outcome.kind === 'disable' ? outcome.reason : null,
+      outcome.code,
+    ],
+  );
 }

@@ -60,9 +60,12 @@ export interface GeneratedImage {
   seed: number;
 }
 
-/** Credentials arrive with the hosted-provider work; the slot is here so adapters need no change. */
+/** The pool credential chosen for this attempt (see `Provider.credentialPool`). */
 export interface Credential {
   id: string;
+  /** For log lines: the admin's name for it, never the secret. */
+  label: string;
+  /** The API token in clear. Send it to the provider and nowhere else: never log it or put it in an error. */
   secret: string;
 }
 
@@ -70,11 +73,17 @@ export interface Credential {
 export interface RunContext {
   /** Fires on cancel and on shutdown; adapters stop promptly and cancel upstream where they can. */
   signal: AbortSignal;
+  /** Set exactly when the provider has a `credentialPool`: the credential claimed with the task. */
   credential?: Credential;
   /** Report progress; `pct` is 0–100. Cheap to call often: the worker throttles what it stores. */
   progress(stage: string, pct?: number): void;
   /** Save the provider's request id as soon as it has accepted the request. */
   saveProviderRef(ref: string): Promise<void>;
+  /**
+   * The provider's own measure of compute time (e.g. Replicate's `metrics.predict_time`), kept
+   * as the task's predict time instead of the attempt's wall time.
+   */
+  recordPredictTime(seconds: number): void;
   log: Logger;
   fetch: typeof fetch;
 }
@@ -82,6 +91,12 @@ export interface RunContext {
 export interface Provider {
   /** Registry key and the `provider` field of a task, e.g. `sketch`. */
   readonly id: string;
+  /**
+   * The credential pool (`credentials.provider`) this provider draws its tokens from, e.g.
+   * `huggingface` for both the Inference router and Gradio Spaces. Unset = needs no credential.
+   * With a pool, a task is claimed only together with a usable credential of it.
+   */
+  readonly credentialPool?: string;
   models(): ModelInfo[];
   run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]>;
 }

@@ -60,7 +60,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const secretBox = await openSecretBox(config, log);
     await importEnvCredentials(db.pool, secretBox, config.credentialImports, log.child({ component: 'credentials' }));
 
-    const registry = options.registry ?? createProviderRegistry();
+    const registry = options.registry ?? createProviderRegistry(config.providers);
     const storage = options.storage ?? createLocalStorage(path.join(config.dataDir, 'images'));
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();
@@ -79,6 +79,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         config: config.worker,
         queue: config.queue,
         log,
+        secrets: secretBox,
       });
       await worker.start();
       cleanups.push(() => worker.stop());

@@ -189,23 +189,28 @@ export function cancelAttempt(db: Queryable, hints: Hints, lease: Lease, predict
 }
 
 /**
- * Shutdown: hand an unfinished attempt back without counting it, so another worker runs it
- * at once and the task does not lose an attempt to a deploy.
+ * Hand an unfinished attempt back without counting it, runnable at once. Shutdown does this
+ * (`error` undefined: a task does not lose an attempt to a deploy, and the event is
+ * `task:queued`), and so does a credential the provider refused or slowed down (`error` says
+ * why, the event is `task:retrying`): the task runs again on another credential.
  */
-const RELEASE = `
+const releaseSql = (eventType: TaskEventType) => `
 WITH t AS (
   UPDATE tasks SET status = ${QUEUED_UNLESS_CANCELED}, finished_at = ${FINISHED_IF_CANCELED},
                    attempt = greatest(attempt - 1, 0), stage = NULL, progress = 0,
+                   error = CASE WHEN cancel_requested_at IS NULL THEN COALESCE($3::jsonb, error) END,
                    worker_id = NULL, lease_token = NULL, run_after = now(), updated_at = now()
   WHERE ${FENCE} RETURNING *
-), event AS (${insertEventsSql('t', requeuedEventSql(TaskEventType.queued))})
+), event AS (${insertEventsSql('t', requeuedEventSql(eventType))})
 SELECT 1 FROM t`;
+const RELEASE = releaseSql(TaskEventType.queued);
+const RELEASE_FOR_ANOTHER_CREDENTIAL = releaseSql(TaskEventType.retrying);
 
-export function releaseAttempt(db: Queryable, hints: Hints, lease: Lease): Promise<boolean> {
+export function releaseAttempt(db: Queryable, hints: Hints, lease: Lease, error?: TaskError): Promise<boolean> {
   return fencedWrite(db, hints, lease, {
-    name: 'easel_release',
-    text: RELEASE,
-    values: [lease.taskId, lease.token],
+    name: error ? 'easel_release_retrying' : 'easel_release',
+    text: error ? RELEASE_FOR_ANOTHER_CREDENTIAL : RELEASE,
+    values: [lease.taskId, lease.token, error ?? null],
     freesSlot: true,
   });
 }

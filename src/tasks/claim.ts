@@ -16,7 +16,7 @@ import type { TaskRow } from './rows.js';
  */
 const CLAIM = `
 WITH claimed AS (
-  SELECT * FROM easel_claim($1::text, $2::int, $3::int, $4::uuid, $5::double precision)
+  SELECT * FROM easel_claim($1::text, $2::int, $3::int, $4::uuid, $5::double precision, $6::text)
 ), clock AS (
   INSERT INTO provider_clocks (provider, vclock, claimed_total)
   SELECT $1, max(vtime), count(*) FROM claimed HAVING count(*) > 0
@@ -39,6 +39,11 @@ export interface ClaimRequest {
    * awaiting rescue, and hold none of the provider's slots.
    */
   deadAfterMs: number;
+  /**
+   * The provider's credential pool (`Provider.credentialPool`): each claimed task comes with a
+   * usable credential of it in `credential_id`, and no more are claimed than credentials can run.
+   */
+  credentialPool?: string | undefined;
 }
 
 /** Claim up to `want` runnable tasks in queue order; each comes back with a fresh lease token. */
@@ -48,7 +53,14 @@ export async function claimTasks(pool: Pool, hints: Hints, request: ClaimRequest
   const { rows } = await pool.query<TaskRow>({
     name: 'easel_claim',
     text: CLAIM,
-    values: [request.provider, request.want, request.providerLimit, request.workerId, request.deadAfterMs],
+    values: [
+      request.provider,
+      request.want,
+      request.providerLimit,
+      request.workerId,
+      request.deadAfterMs,
+      request.credentialPool ?? null,
+    ],
   });
   if (rows.length > 0) hints.taskEvents();
   return rows;

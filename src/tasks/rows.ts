@@ -24,6 +24,8 @@ export interface TaskRow {
   worker_id: string | null;
   lease_token: string | null;
   provider_ref: string | null;
+  /** The pool credential of the current (or last) attempt; null for providers without a pool. */
+  credential_id: string | null;
   cancel_requested_at: Date | null;
   idempotency_key: string | null;
   request_hash: string | null;

@@ -6,9 +6,17 @@ import type { Pool } from '../db/pool.js';
 import { describeError, TaskErrorCodes } from '../domain/errors.js';
 import { decideRetry } from '../domain/retry-policy.js';
 import type { TaskError } from '../domain/task.js';
-import { ProviderError, type ProviderErrorClass } from '../providers/errors.js';
+import { recordCredentialOutcome, readCredentialSecret, type CredentialOutcome } from '../credentials/store.js';
+import type { SecretBox } from '../credentials/secret-box.js';
+import {
+  CredentialError,
+  ProviderError,
+  QuotaExceededError,
+  RateLimitedError,
+  type ProviderErrorClass,
+} from '../providers/errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { GeneratedImage, TaskInput } from '../providers/types.js';
+import type { Credential, GeneratedImage, TaskInput } from '../providers/types.js';
 import { readStoredBytes } from '../inputs/read-stored.js';
 import type { Storage } from '../storage/storage.js';
 import {
@@ -48,6 +56,10 @@ export interface AttemptDeps {
   progressIntervalMs: number;
   /** Fires when the worker stops waiting for the database to write outcomes (see untilDatabaseAnswers). */
   abandon: AbortSignal;
+  /** Opens pool credentials; undefined when no secret key is configured (then no credential exists). */
+  secrets: SecretBox | undefined;
+  /** How long a rate-limited credential rests when the provider named no time. */
+  credentialCooldownMs: number;
 }
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
@@ -74,14 +86,18 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
     minIntervalMs: deps.progressIntervalMs,
     onError: (error) => log.warn({ err: error }, 'progress write failed'),
   });
-  const finish = { deps, task, lease, log };
+  const finish: Finish = { deps, task, lease, log, credential: undefined };
+  let providerSeconds: number | undefined;
+  const seconds = () => providerSeconds ?? elapsedSeconds();
 
   let images: GeneratedImage[];
   try {
     const provider = deps.registry.get(task.provider);
     if (!provider) throw new UnknownProviderError(task.provider);
+    if (provider.credentialPool) finish.credential = await openCredential(deps, task);
     images = await provider.run(await toTaskInput(task, deps.storage), {
       signal,
+      ...(finish.credential ? { credential: finish.credential } : {}),
       progress: progress.report,
       saveProviderRef: async (ref) => {
         if (await saveProviderRef(deps.pool, lease, ref)) return;
@@ -89,12 +105,15 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
         controller.abort(lost);
         throw lost;
       },
+      recordPredictTime: (value) => {
+        if (Number.isFinite(value) && value >= 0) providerSeconds = value;
+      },
       log,
       fetch: globalThis.fetch,
     });
   } catch (error) {
     await progress.stop();
-    await recordFailure(finish, error, signal, elapsedSeconds());
+    await recordFailure(finish, error, signal, seconds());
     return;
   }
   await progress.stop();
@@ -106,10 +125,10 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
   try {
     stored = await storeImages(deps.storage, task, lease, images, log);
   } catch (error) {
-    await recordFailure(finish, error, signal, elapsedSeconds());
+    await recordFailure(finish, error, signal, seconds());
     return;
   }
-  await recordSuccess(finish, stored, elapsedSeconds());
+  await recordSuccess(finish, stored, seconds());
 }
 
 interface Finish {
@@ -117,6 +136,37 @@ interface Finish {
   task: TaskRow;
   lease: Lease;
   log: Logger;
+  /** The pool credential the attempt ran with, once opened. */
+  credential: Credential | undefined;
+}
+
+/** The claim picked a credential (migration 0007); it may have been deleted since. */
+class CredentialGoneError extends Error {
+  constructor() {
+    super('the credential chosen for this attempt was deleted before the attempt started');
+  }
+}
+
+async function openCredential(deps: AttemptDeps, task: TaskRow): Promise<Credential> {
+  if (!task.credential_id) throw new CredentialGoneError();
+  if (!deps.secrets) throw new Error('a credential was claimed, but this worker has no secret key to open it');
+  const opened = await readCredentialSecret(deps.pool, deps.secrets, task.credential_id);
+  if (!opened) throw new CredentialGoneError();
+  return { id: task.credential_id, label: opened.label, secret: opened.secret };
+}
+
+/**
+ * A 429, a quota answer or a refusal is about the credential, not the task: the credential
+ * cools down (or is disabled), and the task goes back to the queue uncounted for another one.
+ */
+function credentialOutcome(error: unknown, cooldownMs: number): CredentialOutcome | undefined {
+  if (error instanceof QuotaExceededError) return { kind: 'cool_down', code: error.code, ms: error.retryAfterMs };
+  if (error instanceof RateLimitedError) {
+    return { kind: 'cool_down', code: error.code, ms: error.retryAfterMs ?? cooldownMs };
+  }
+  if (error instanceof CredentialError) return { kind: 'disable', code: error.code, reason: error.message };
+  if (error instanceof ProviderError) return { kind: 'note', code: error.code };
+  return undefined;
 }
 
 async function recordSuccess(
@@ -139,7 +189,7 @@ async function recordSuccess(
 }
 
 async function recordFailure(
-  { deps, task, lease, log }: Finish,
+  { deps, task, lease, log, credential }: Finish,
   error: unknown,
   signal: AbortSignal,
   seconds: number,
@@ -160,8 +210,26 @@ async function recordFailure(
     log.info('attempt handed back to the queue for shutdown');
     return;
   }
-  const failure = classify(error, why);
+  const failure = classify(error, why, credential?.secret);
   if (failure.unexpected) log.error({ err: error }, 'unexpected error in attempt');
+  if (error instanceof CredentialGoneError) {
+    await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
+    log.warn('credential deleted before the attempt started; task queued again');
+    return;
+  }
+  const outcome = credential && why !== 'timeout' ? credentialOutcome(error, deps.credentialCooldownMs) : undefined;
+  if (credential && outcome) {
+    await untilDatabaseAnswers(() => recordCredentialOutcome(deps.pool, credential.id, outcome), retry);
+    if (outcome.kind !== 'note') {
+      await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
+      const level = outcome.kind === 'disable' ? 'warn' : 'info';
+      log[level](
+        { code: failure.error.code, credential: credential.label },
+        `credential ${outcome.kind === 'disable' ? 'disabled' : 'cooling down'}; task queued for another credential`,
+      );
+      return;
+    }
+  }
   const decision = decideRetry({
     errorClass: failure.errorClass,
     attempt: task.attempt,
@@ -197,8 +265,19 @@ interface Failure {
   unexpected?: boolean;
 }
 
-/** Every throwable becomes one retry class and a stored error with a non-empty message. */
-function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined): Failure {
+/**
+ * Every throwable becomes one retry class and a stored error with a non-empty message. The
+ * credential's secret is cut out of the message: a provider may echo what it was sent.
+ */
+function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined, secret?: string): Failure {
+  const failure = classifyError(error, abortedFor);
+  if (secret && failure.error.message.includes(secret)) {
+    failure.error = { ...failure.error, message: failure.error.message.split(secret).join('[redacted]') };
+  }
+  return failure;
+}
+
+function classifyError(error: unknown, abortedFor: AttemptAborted['why'] | undefined): Failure {
   if (abortedFor === 'timeout') {
     return {
       errorClass: 'retryable',
@@ -214,6 +293,9 @@ function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined)
   }
   if (error instanceof UnknownProviderError) {
     return { errorClass: 'permanent', error: { code: 'UNKNOWN_PROVIDER', message: error.message } };
+  }
+  if (error instanceof CredentialGoneError) {
+    return { errorClass: 'retryable', error: { code: 'CREDENTIAL_GONE', message: error.message } };
   }
   // A bug or an infrastructure hiccup (disk, database): worth another attempt, and worth a log
   // line. Its text may hold file paths or database details, so the task gets a safe message.

@@ -6,6 +6,7 @@ import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
+import type { SecretBox } from '../credentials/secret-box.js';
 import { pruneExpiredEvents } from '../events/retention.js';
 import { claimTasks } from '../tasks/claim.js';
 import { pruneDeadWorkers, rescueLostTasks } from '../tasks/rescue.js';
@@ -22,6 +23,8 @@ export interface WorkerDeps {
   config: WorkerConfig;
   queue: QueueConfig;
   log: Logger;
+  /** Opens pool credentials; undefined when no secret key is configured. */
+  secrets: SecretBox | undefined;
 }
 
 interface RunningAttempt {
@@ -190,6 +193,7 @@ export class Worker {
             want: free,
             providerLimit: providerConcurrency(this.deps.queue, provider),
             deadAfterMs: this.deps.config.deadAfterMs,
+            credentialPool: this.deps.registry.get(provider)?.credentialPool,
           });
           for (const task of tasks) this.startAttempt(task);
           if (tasks.length === free) {
@@ -218,7 +222,13 @@ export class Worker {
     const lease: Lease = { taskId: task.id, token: task.lease_token!, provider: task.provider };
     const timeout = setTimeout(() => controller.abort(new AttemptAborted('timeout')), this.deps.config.taskTimeoutMs);
     if (task.cancel_requested_at) controller.abort(new AttemptAborted('cancel'));
-    const deps = { ...this.deps, log: this.log, progressIntervalMs: 500, abandon: this.abandon.signal };
+    const deps = {
+      ...this.deps,
+      log: this.log,
+      progressIntervalMs: 500,
+      abandon: this.abandon.signal,
+      credentialCooldownMs: this.deps.config.credentialCooldownMs,
+    };
     // The slot stays taken until the outcome is written, however long the database is away.
     const done = runAttempt(deps, task, controller)
       .catch((error: unknown) => this.log.error({ err: error, task: task.id }, 'could not record attempt outcome'))

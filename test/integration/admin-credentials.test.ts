@@ -72,7 +72,7 @@ describe('admin credential routes', () => {
     const stored = (await easel.pool.query('SELECT * FROM credentials WHERE id = $1', [id])).rows[0];
     expect(Buffer.from(stored.secret_ciphertext).includes(Buffer.from(SECRET))).toBe(false);
     expect(JSON.stringify(stored)).not.toContain(SECRET);
-    expect(await readCredentialSecret(easel.pool, new SecretBox(KEY), id)).toBe(SECRET);
+    expect((await readCredentialSecret(easel.pool, new SecretBox(KEY), id))?.secret).toBe(SECRET);
   });
 
   it('the same secret again is 409 CREDENTIAL_EXISTS naming the stored one; another provider may hold it', async () => {

@@ -1,47 +1,30 @@
 import { createHash } from 'node:crypto';
-import pino from 'pino';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { CredentialError, PermanentError, RateLimitedError, RetryableError } from '../../src/providers/errors.js';
 import { createSketchProvider } from '../../src/providers/sketch/index.js';
 import { renderPixels, renderSketch } from '../../src/providers/sketch/render.js';
-import type { RunContext, TaskInput } from '../../src/providers/types.js';
+import type { TaskInput } from '../../src/providers/types.js';
+import { createRunContext, taskInput } from '../helpers/run-context.js';
 
 const sketch = createSketchProvider();
 
-const input = (overrides: Partial<TaskInput> = {}): TaskInput => ({
-  taskId: 't',
-  kind: 'txt2img',
-  model: 'sketch-v1',
-  prompt: 'a red fox',
-  negativePrompt: null,
-  width: 96,
-  height: 64,
-  steps: 5,
-  guidance: 7,
-  n: 1,
-  seed: 1234,
-  options: {},
-  attempt: 1,
-  providerRef: null,
-  ...overrides,
-});
+const input = (overrides: Partial<TaskInput> = {}): TaskInput =>
+  taskInput({
+    taskId: 't',
+    model: 'sketch-v1',
+    prompt: 'a red fox',
+    width: 96,
+    height: 64,
+    steps: 5,
+    seed: 1234,
+    ...overrides,
+  });
 
 /** A RunContext that records progress with the time since it was made. */
 function context(signal = new AbortController().signal, onProgress?: (stage: string, pct?: number) => void) {
-  const started = performance.now();
-  const progress: Array<{ stage: string; pct: number | undefined; at: number }> = [];
-  const ctx: RunContext = {
-    signal,
-    progress: (stage, pct) => {
-      progress.push({ stage, pct, at: performance.now() - started });
-      onProgress?.(stage, pct);
-    },
-    saveProviderRef: async () => undefined,
-    log: pino({ level: 'silent' }),
-    fetch,
-  };
-  return { ctx, progress };
+  const { ctx, record } = createRunContext({ signal, ...(onProgress ? { onProgress } : {}) });
+  return { ctx, progress: record.progress };
 }
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');

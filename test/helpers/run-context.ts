@@ -1,0 +1,56 @@
+import pino from 'pino';
+import type { Credential, RunContext, TaskInput } from '../../src/providers/types.js';
+
+/** What an adapter reported through its RunContext, for assertions. */
+export interface RunRecord {
+  progress: Array<{ stage: string; pct: number | undefined; at: number }>;
+  providerRefs: string[];
+  predictTime: number | undefined;
+}
+
+/**
+ * A RunContext for calling an adapter directly, as the worker would: real `fetch`, a signal the
+ * test controls, and everything the adapter reports recorded. `at` is ms since creation.
+ */
+export function createRunContext(
+  options: { signal?: AbortSignal; credential?: Credential; onProgress?: (stage: string, pct?: number) => void } = {},
+): { ctx: RunContext; record: RunRecord } {
+  const started = performance.now();
+  const record: RunRecord = { progress: [], providerRefs: [], predictTime: undefined };
+  const ctx: RunContext = {
+    signal: options.signal ?? new AbortController().signal,
+    ...(options.credential ? { credential: options.credential } : {}),
+    progress: (stage, pct) => {
+      record.progress.push({ stage, pct, at: performance.now() - started });
+      options.onProgress?.(stage, pct);
+    },
+    saveProviderRef: async (ref) => {
+      record.providerRefs.push(ref);
+    },
+    recordPredictTime: (seconds) => {
+      record.predictTime = seconds;
+    },
+    log: pino({ level: 'silent' }),
+    fetch,
+  };
+  return { ctx, record };
+}
+
+/** A validated task input with defaults; override what the test is about. */
+export const taskInput = (overrides: Partial<TaskInput> = {}): TaskInput => ({
+  taskId: '01900000-0000-7000-8000-000000000001',
+  kind: 'txt2img',
+  model: 'default',
+  prompt: 'a lighthouse at dusk',
+  negativePrompt: null,
+  width: 512,
+  height: 512,
+  steps: 20,
+  guidance: 7,
+  n: 1,
+  seed: 42,
+  options: {},
+  attempt: 1,
+  providerRef: null,
+  ...overrides,
+});
