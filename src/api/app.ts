@@ -16,6 +16,7 @@ import { docsPageOptions, homeRoute } from './home-page.js';
 import { registerHostCheck } from './host-check.js';
 import { registerMethodNotAllowed } from './method-not-allowed.js';
 import { openApiOptions } from './openapi.js';
+import { modelRouteRoutes } from './routes/model-routes.js';
 import { registerProblemHandlers } from './problem.js';
 import { adminCredentialRoutes } from './routes/admin-credentials.js';
 import { eventRoutes } from './routes/events.js';
@@ -119,6 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deadAfterMs: config.worker.deadAfterMs,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
+  await app.register(modelRouteRoutes, { router: deps.tasks.router });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, homeRoute);
   return app;

@@ -38,6 +38,12 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     kind: task.kind,
     provider: task.provider,
     model: task.model,
+    route: task.route && {
+      name: task.route.name,
+      target: task.route.index,
+      targets: task.route.targets.map(({ provider, model }) => ({ provider, model })),
+      fallbacks: task.route.fallbacks,
+    },
     priority: task.priority,
     params: task.params,
     input_image: task.input_image && {

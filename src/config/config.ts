@@ -2,6 +2,7 @@ import path from 'node:path';
 import { credentialsFromEnv, type EnvCredential } from '../credentials/env-credentials.js';
 import { parseSecretKey } from '../credentials/secret-box.js';
 import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
+import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -48,6 +49,8 @@ export interface Config {
   credentialImports: readonly EnvCredential[];
   /** Hosted adapters' settings: base URLs, default models (src/providers/config.ts). */
   providers: ProvidersConfig;
+  /** Named model routes from EASEL_ROUTES_FILE (docs/routing.md); empty without the file. */
+  routes: readonly ModelRoute[];
 }
 
 /** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
@@ -158,6 +161,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     secretKey: readSecretKey(env, 'EASEL_SECRET_KEY'),
     credentialImports: Object.freeze(credentialsFromEnv(env)),
     providers: readProvidersConfig(env),
+    routes: readRoutesFile(env.EASEL_ROUTES_FILE?.trim() || undefined),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

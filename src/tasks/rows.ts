@@ -1,6 +1,7 @@
 import type { TaskError, TaskParams, TaskStatus } from '../domain/task.js';
 import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
+import type { TaskRoute } from '../routing/task-route.js';
 
 /** A `tasks` row as the driver returns it. */
 export interface TaskRow {
@@ -26,6 +27,8 @@ export interface TaskRow {
   provider_ref: string | null;
   /** The pool credential of the current (or last) attempt; null for providers without a pool. */
   credential_id: string | null;
+  /** Set for a task submitted to a named route: its targets, where it is, what failed. */
+  route: TaskRoute | null;
   cancel_requested_at: Date | null;
   idempotency_key: string | null;
   request_hash: string | null;

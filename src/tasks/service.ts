@@ -8,6 +8,8 @@ import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js'
 import type { EventHub } from '../events/hub.js';
 import { resolveInputImage, type InputImageDeps, type ResolvedInputImage } from '../inputs/resolve-input-image.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import { Router, type Candidate } from '../routing/router.js';
+import { newTaskRoute, type TaskRouteTarget } from '../routing/task-route.js';
 import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
@@ -59,6 +61,11 @@ export interface SubmitResult {
   degradedBy?: unknown;
 }
 
+/** A candidate that can serve the request, with the request as it would run there. */
+interface RunnableTarget extends TaskRouteTarget {
+  limits: { maxWidth: number; maxHeight: number };
+}
+
 export const DEFAULTS = { width: 512, height: 512, steps: 20, guidance: 7, n: 1, priority: 5, strength: 0.75 } as const;
 const STATS_TTL_MS = 5000;
 
@@ -67,71 +74,65 @@ export class TaskService {
   private readonly statsCache = new Map<string, { at: number; value: Promise<number | null> }>();
   private readonly positions: QueuePositions;
   private readonly queueBound: QueueBound;
+  readonly router: Router;
 
   constructor(
     private readonly pool: Pool,
     private readonly registry: ProviderRegistry,
-    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker'>,
+    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker' | 'routes'>,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
     /** What img2img submits need to check and keep their input; without it img2img is refused. */
     private readonly inputs?: InputImageDeps,
   ) {
+    // Checks every route against the providers here: a bad routes file stops the start.
+    this.router = new Router(registry, config.routes, config.defaultProvider);
     this.positions = new QueuePositions(pool);
     this.queueBound = new QueueBound(pool, config.queue.maxQueuedTasks);
   }
 
   async submit(userId: string, request: SubmitRequest, idempotencyKey?: string): Promise<SubmitResult> {
     // Every refusal happens before submitTask's first write (see TAKE_TAG in submit.ts).
-    const providerId = request.provider ?? this.config.defaultProvider;
-    if (!this.registry.get(providerId)) {
-      throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, {
-        provider: providerId,
-      });
-    }
-    const model = this.registry.model(providerId, request.model);
-    if (!model) {
-      throw new ApiError('UNKNOWN_MODEL', `provider ${providerId} has no model ${request.model}`, {
-        model: request.model,
-      });
-    }
     const kind = request.kind ?? 'txt2img';
-    if (!model.kinds.includes(kind)) {
-      throw new ApiError('UNSUPPORTED_KIND', `${model.id} does not do ${kind}; it does ${model.kinds.join(', ')}`, {
-        kind,
-      });
-    }
     checkKindFields(kind, request);
-    const params: TaskParams = {
-      prompt: request.prompt,
-      negative_prompt: request.negative_prompt ?? null,
-      width: request.width ?? Math.min(DEFAULTS.width, model.maxWidth),
-      height: request.height ?? Math.min(DEFAULTS.height, model.maxHeight),
-      steps: request.steps ?? Math.min(DEFAULTS.steps, model.maxSteps),
-      guidance: request.guidance ?? DEFAULTS.guidance,
-      n: request.n ?? DEFAULTS.n,
-      // Always store a seed, so any result can be reproduced from the task alone.
-      seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
-      ...(kind === 'img2img' ? { strength: request.strength ?? DEFAULTS.strength } : {}),
-    };
-    if (params.width > model.maxWidth || params.height > model.maxHeight) {
-      throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
+    const plan = this.router.plan(request);
+    // One seed for every target, so a fall-through keeps the seed the task shows.
+    const seeded = { ...request, seed: request.seed ?? Math.floor(Math.random() * 2 ** 32) };
+    if (plan.route && request.provider_options !== undefined) {
+      throw validationFailed([
+        {
+          field: 'provider_options',
+          pointer: '/provider_options',
+          in: 'body',
+          code: 'NOT_ALLOWED',
+          message: `provider_options cannot be sent to route ${plan.route.name}; its targets set their own in the routes file`,
+        },
+      ]);
     }
-    if (params.steps > model.maxSteps) {
-      throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
+    // A route keeps the targets that can serve the request; a refusal names the first target's reason.
+    const runnable: RunnableTarget[] = [];
+    let refusal: unknown;
+    for (const candidate of plan.candidates) {
+      try {
+        runnable.push(prepareTarget(candidate, kind, seeded));
+      } catch (error) {
+        refusal ??= error;
+      }
     }
-    const providerOptions = request.provider_options ?? {};
-    checkProviderOptions(providerOptions, model.options);
-    // Last of the checks: it is the one that decodes an image.
-    const input = kind === 'img2img' ? await this.resolveInput(userId, request.image!, model) : undefined;
+    if (runnable.length === 0) throw refusal;
+    const first = runnable[0]!;
+    // Last of the checks: it is the one that decodes an image. It must fit every target.
+    const input =
+      kind === 'img2img' ? await this.resolveInput(userId, request.image!, smallestLimits(runnable)) : undefined;
     const task: Omit<NewTask, 'requestHash'> = {
       userId,
       kind,
       inputImage: input?.image,
-      provider: providerId,
-      model: model.id,
-      params,
-      providerOptions,
+      provider: first.provider,
+      model: first.model,
+      params: first.params,
+      providerOptions: first.provider_options,
+      route: plan.route ? newTaskRoute(plan.route, runnable) : undefined,
       priority: request.priority ?? DEFAULTS.priority,
       maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
       idempotencyKey,
@@ -285,6 +286,52 @@ export class TaskService {
 }
 
 /** `image` is required for img2img and `image`/`strength` are refused for txt2img, naming the field. */
+/**
+ * The request as it would run on one candidate, defaults applied (the request's, then the
+ * route target's, then the API's), or the ApiError saying why the candidate cannot serve it.
+ */
+function prepareTarget(
+  candidate: Candidate,
+  kind: TaskKind,
+  request: SubmitRequest & { seed: number },
+): RunnableTarget {
+  const { model, defaults } = candidate;
+  if (!model.kinds.includes(kind)) {
+    throw new ApiError('UNSUPPORTED_KIND', `${model.id} does not do ${kind}; it does ${model.kinds.join(', ')}`, {
+      kind,
+    });
+  }
+  const params: TaskParams = {
+    prompt: request.prompt,
+    negative_prompt: request.negative_prompt ?? defaults.negative_prompt ?? null,
+    width: request.width ?? defaults.width ?? Math.min(DEFAULTS.width, model.maxWidth),
+    height: request.height ?? defaults.height ?? Math.min(DEFAULTS.height, model.maxHeight),
+    steps: request.steps ?? defaults.steps ?? Math.min(DEFAULTS.steps, model.maxSteps),
+    guidance: request.guidance ?? defaults.guidance ?? DEFAULTS.guidance,
+    n: request.n ?? DEFAULTS.n,
+    // Always stored, so any result can be reproduced from the task alone.
+    seed: request.seed,
+    ...(kind === 'img2img' ? { strength: request.strength ?? DEFAULTS.strength } : {}),
+  };
+  if (params.width > model.maxWidth || params.height > model.maxHeight) {
+    throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
+  }
+  if (params.steps > model.maxSteps) {
+    throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
+  }
+  const providerOptions = candidate.options ?? request.provider_options ?? {};
+  checkProviderOptions(providerOptions, model.options);
+  return { provider: candidate.provider, model: model.id, limits: model, params, provider_options: providerOptions };
+}
+
+/** An img2img input is fitted once, to the smallest limits among the targets it may run on. */
+function smallestLimits(targets: RunnableTarget[]): { maxWidth: number; maxHeight: number } {
+  return {
+    maxWidth: Math.min(...targets.map((target) => target.limits.maxWidth)),
+    maxHeight: Math.min(...targets.map((target) => target.limits.maxHeight)),
+  };
+}
+
 function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
   const issues: ValidationIssue[] = [];
   if (kind === 'img2img' && request.image === undefined) {
@@ -319,6 +366,7 @@ function fingerprint(task: Omit<NewTask, 'requestHash'>, { seedGiven }: { seedGi
     kind: task.kind,
     provider: task.provider,
     model: task.model,
+    route: task.route?.name ?? null,
     params: { ...task.params, seed: seedGiven ? task.params.seed : 'random' },
     provider_options: task.providerOptions,
     // The input by content: the same picture sent as a data URL or an upload is the same request.

@@ -3,6 +3,7 @@ import type { Queryable } from '../db/pool.js';
 import { TaskEventType, type TaskParams } from '../domain/task.js';
 import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
+import type { TaskRoute } from '../routing/task-route.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
@@ -14,6 +15,8 @@ export interface NewTask {
   model: string;
   params: TaskParams;
   providerOptions: Record<string, unknown>;
+  /** Submitted to a named route: its plan, starting at the first target (provider/model above). */
+  route?: TaskRoute | undefined;
   /** img2img: the checked input, its bytes already in storage when the task is inserted. */
   inputImage?: StoredInputImage | undefined;
   priority: number;
@@ -52,8 +55,8 @@ RETURNING last_vtime`;
 const INSERT_TASK = `
 WITH task AS (
   INSERT INTO tasks (id, user_id, kind, provider, model, params, provider_options, priority, vtime,
-                     max_attempts, idempotency_key, request_hash, input_image)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     max_attempts, idempotency_key, request_hash, input_image, route)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb || jsonb_build_object('since', now()))
   ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *
 ), event AS (
@@ -104,6 +107,7 @@ export async function submitTask(
       input.idempotencyKey ?? null,
       input.requestHash ?? null,
       input.inputImage ?? null,
+      input.route ?? null,
     ],
   });
   const task = rows[0];

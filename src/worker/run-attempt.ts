@@ -31,6 +31,7 @@ import {
   type StoredImage,
 } from '../tasks/attempt.js';
 import type { Lease, TaskRow } from '../tasks/rows.js';
+import { fallThrough, hasNextTarget } from '../routing/task-route.js';
 import { createProgressReporter } from './progress-reporter.js';
 import { untilDatabaseAnswers } from './until-database-answers.js';
 
@@ -246,10 +247,22 @@ async function recordFailure(
       retry,
     );
     log.info({ code: failure.error.code, delayMs: decision.delayMs }, 'attempt failed; will retry');
-  } else {
-    await untilDatabaseAnswers(() => failAttempt(deps.pool, deps.hints, lease, failure.error, seconds), retry);
-    log.info({ code: failure.error.code }, 'task failed');
+    return;
   }
+  // Out of attempts on this target for provider-side reasons: a route moves on. A permanent
+  // failure (invalid input, content policy) is the request's fault, not the target's: it ends here.
+  if (failure.errorClass !== 'permanent' && hasNextTarget(task)) {
+    const moved = await untilDatabaseAnswers(() => fallThrough(deps.pool, deps.hints, lease, failure.error), retry);
+    if (moved) {
+      log.info(
+        { code: failure.error.code, route: task.route?.name },
+        "target failed; task moved to the route's next target",
+      );
+      return;
+    }
+  }
+  await untilDatabaseAnswers(() => failAttempt(deps.pool, deps.hints, lease, failure.error, seconds), retry);
+  log.info({ code: failure.error.code }, 'task failed');
 }
 
 class UnknownProviderError extends Error {

@@ -10,6 +10,7 @@ import type { SecretBox } from '../credentials/secret-box.js';
 import { pruneExpiredEvents } from '../events/retention.js';
 import { claimTasks } from '../tasks/claim.js';
 import { pruneDeadWorkers, rescueLostTasks } from '../tasks/rescue.js';
+import { moveStrandedTasks } from '../routing/task-route.js';
 import type { Lease, TaskRow } from '../tasks/rows.js';
 import { heartbeat, registerWorker, unregisterWorker } from '../tasks/workers.js';
 import { AttemptAborted, runAttempt } from './run-attempt.js';
@@ -268,10 +269,22 @@ export class Worker {
     this.resolveGaveUp(reason);
   }
 
+  /** Providers of this worker that draw on a credential pool, with the pool. */
+  private credentialPools(): Array<{ provider: string; pool: string }> {
+    return this.deps.registry
+      .list()
+      .flatMap((provider) =>
+        provider.credentialPool ? [{ provider: provider.id, pool: provider.credentialPool }] : [],
+      );
+  }
+
   private async rescue(): Promise<void> {
     try {
       const rescued = await rescueLostTasks(this.deps.pool, this.deps.hints, this.deps.config);
       if (rescued.length > 0) this.log.warn({ tasks: rescued }, 'rescued tasks from lost attempts');
+      const moved = await moveStrandedTasks(this.deps.pool, this.deps.hints, this.credentialPools());
+      if (moved > 0)
+        this.log.warn({ tasks: moved }, "moved routed tasks on: their target's credentials stayed unusable");
       await pruneDeadWorkers(this.deps.pool, this.deps.config.deadAfterMs);
       await pruneExpiredEvents(this.deps.pool, { retentionHours: this.deps.config.eventRetentionHours });
     } catch (error) {

@@ -128,6 +128,25 @@ export const TaskSchema = Type.Object(
     kind: Type.String(),
     provider: Type.String(),
     model: Type.String(),
+    route: Nullable(
+      Type.Object(
+        {
+          name: Type.String({ description: 'The route the task was submitted to (`model` in the request).' }),
+          target: Type.Integer({ description: 'Index in `targets` of the target the task is on (or finished on).' }),
+          targets: Type.Array(Type.Object({ provider: Type.String(), model: Type.String() }), {
+            description: 'The route targets that can serve this request, in order.',
+          }),
+          fallbacks: Type.Array(
+            Type.Object({ provider: Type.String(), model: Type.String(), error: TaskErrorSchema }),
+            { description: 'Each target the task left, with the error that made it move on.' },
+          ),
+        },
+        {
+          description:
+            'Set when the task was submitted to a named route; `provider` and `model` then name the current (or producing) target.',
+        },
+      ),
+    ),
     priority: Type.Integer(),
     params: Type.Object({
       prompt: Type.String(),
