@@ -102,7 +102,7 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .description('submit a task, follow its progress live and save its images')
     .argument('<prompt>', 'what to draw')
     .option('--provider <id>', 'provider to run it (default: EASEL_DEFAULT_PROVIDER)')
-    .option('--model <id>', "model of the provider (default: the provider's first)")
+    .option('--model <id>', "model of the provider (default: the provider's first); alone, a route name or a model id")
     .option('--width <px>', 'image width', integer)
     .option('--height <px>', 'image height', integer)
     .option('--steps <n>', 'sampling steps', integer)
