@@ -36,6 +36,7 @@ export const ErrorCodes = {
   CREDENTIAL_NOT_FOUND: { status: 404, title: 'No such credential' },
   CREDENTIAL_EXISTS: { status: 409, title: 'This secret is stored already for this provider' },
   SECRET_KEY_MISSING: { status: 503, title: 'EASEL_SECRET_KEY is not set, so secrets cannot be stored' },
+  UNSUPPORTED_N: { status: 400, title: 'The model does not make this many images per task' },
   AMBIGUOUS_MODEL: { status: 400, title: 'More than one provider serves this model; name the provider' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
 } as const satisfies Record<string, { status: number; title: string }>;

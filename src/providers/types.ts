@@ -10,6 +10,10 @@ export interface ModelInfo {
   maxWidth: number;
   maxHeight: number;
   maxSteps: number;
+  /** When set, the only sizes the model makes (e.g. OpenAI's); otherwise any size within the maxima. */
+  sizes?: ReadonlyArray<{ width: number; height: number }>;
+  /** Most images one task may ask for (`n`); unset = the API's limit. */
+  maxN?: number;
   description?: string;
   /**
    * The `provider_options` this model takes, as a JSON Schema (2020-12, written with TypeBox).

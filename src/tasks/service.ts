@@ -304,8 +304,8 @@ function prepareTarget(
   const params: TaskParams = {
     prompt: request.prompt,
     negative_prompt: request.negative_prompt ?? defaults.negative_prompt ?? null,
-    width: request.width ?? defaults.width ?? Math.min(DEFAULTS.width, model.maxWidth),
-    height: request.height ?? defaults.height ?? Math.min(DEFAULTS.height, model.maxHeight),
+    width: request.width ?? defaults.width ?? model.sizes?.[0]?.width ?? Math.min(DEFAULTS.width, model.maxWidth),
+    height: request.height ?? defaults.height ?? model.sizes?.[0]?.height ?? Math.min(DEFAULTS.height, model.maxHeight),
     steps: request.steps ?? defaults.steps ?? Math.min(DEFAULTS.steps, model.maxSteps),
     guidance: request.guidance ?? defaults.guidance ?? DEFAULTS.guidance,
     n: request.n ?? DEFAULTS.n,
@@ -315,6 +315,17 @@ function prepareTarget(
   };
   if (params.width > model.maxWidth || params.height > model.maxHeight) {
     throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
+  }
+  if (model.sizes && !model.sizes.some((size) => size.width === params.width && size.height === params.height)) {
+    const allowed = model.sizes.map((size) => `${size.width}x${size.height}`).join(', ');
+    throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes only these sizes: ${allowed}`, {
+      sizes: model.sizes.map((size) => ({ width: size.width, height: size.height })),
+    });
+  }
+  if (model.maxN !== undefined && params.n > model.maxN) {
+    throw new ApiError('UNSUPPORTED_N', `${model.id} makes at most ${model.maxN} image(s) per task`, {
+      max_n: model.maxN,
+    });
   }
   if (params.steps > model.maxSteps) {
     throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);

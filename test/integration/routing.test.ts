@@ -17,7 +17,26 @@ const KEY = 'a'.repeat(64);
 const sketch = createSketchProvider();
 /** Sketch again, but drawing on a credential pool: it runs only with a usable credential. */
 const pooled: Provider = { id: 'pooled', credentialPool: 'pooled', models: () => sketch.models(), run: sketch.run };
-const registry = new ProviderRegistry([sketch, pooled]);
+/** A model with fixed sizes and one image per task, as OpenAI's are. */
+const fixed: Provider = {
+  id: 'fixed',
+  models: () => [
+    {
+      id: 'fixed-v1',
+      kinds: ['txt2img'],
+      maxWidth: 1792,
+      maxHeight: 1792,
+      maxSteps: 50,
+      sizes: [
+        { width: 1024, height: 1024 },
+        { width: 1792, height: 1024 },
+      ],
+      maxN: 1,
+    },
+  ],
+  run: sketch.run,
+};
+const registry = new ProviderRegistry([sketch, pooled, fixed]);
 
 const ROUTES = {
   routes: {
@@ -160,6 +179,36 @@ describe('named routes', () => {
     });
     expect(status).toBe(400);
     expect(body).toMatchObject({ code: 'UNSUPPORTED_SIZE' });
+  });
+});
+
+describe('model limits at submit', () => {
+  it('runs a model with fixed sizes at its first size by default, and takes any listed size', async () => {
+    const bare = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'x', model: 'fixed-v1' });
+    expect(bare.status).toBe(202);
+    expect(bare.body.params).toMatchObject({ width: 1024, height: 1024 });
+    const wide = await api(easel.url, 'POST', '/v1/tasks', {
+      prompt: 'x',
+      model: 'fixed-v1',
+      width: 1792,
+      height: 1024,
+    });
+    expect(wide.status).toBe(202);
+  });
+
+  it('refuses a size the model does not make, and more images than it makes, naming what it takes', async () => {
+    const size = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'x', model: 'fixed-v1', width: 512, height: 512 });
+    expect(size.status).toBe(400);
+    expect(size.body).toMatchObject({
+      code: 'UNSUPPORTED_SIZE',
+      sizes: [
+        { width: 1024, height: 1024 },
+        { width: 1792, height: 1024 },
+      ],
+    });
+    const n = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'x', model: 'fixed-v1', n: 2 });
+    expect(n.status).toBe(400);
+    expect(n.body).toMatchObject({ code: 'UNSUPPORTED_N', max_n: 1 });
   });
 });
 
