@@ -1,7 +1,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { loadConfig, type Config } from '../../src/config/config.js';
 import type { Pool } from '../../src/db/pool.js';
 import { startEasel, type RunningEasel, type Roles, type StartOptions } from '../../src/runtime/easel.js';
@@ -21,7 +21,13 @@ export interface TestEasel extends RunningEasel {
  */
 export async function startTestEasel(
   databaseUrl: string,
-  options: { roles?: Roles; env?: Record<string, string>; registry?: StartOptions['registry'] } = {},
+  options: {
+    roles?: Roles;
+    env?: Record<string, string>;
+    registry?: StartOptions['registry'];
+    /** Where log lines go; silent (or TEST_LOG_LEVEL) by default. */
+    log?: Logger;
+  } = {},
 ): Promise<TestEasel> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'easel-data-'));
   const config = loadConfig({
@@ -34,7 +40,7 @@ export async function startTestEasel(
     EASEL_POLL_INTERVAL_MS: '200',
     ...options.env,
   });
-  const running = await startEasel(config, testLogger(), {
+  const running = await startEasel(config, options.log ?? testLogger(), {
     roles: options.roles ?? { api: true, worker: true },
     registry: options.registry,
   });
