@@ -319,6 +319,18 @@ describe('replicate through Easel', () => {
     expect(sha256(bytes)).toBe(sha256(prediction.files[0]!));
     expect(image).toMatchObject({ content_type: 'image/png', width: 256, height: 384 });
     expect(fake.creates).toBe(1);
+    // Replicate's file URLs and the token stay inside Easel.
+    expect(JSON.stringify(done)).not.toContain(fake.url);
+    expect(JSON.stringify(done)).not.toContain(TOKEN);
+
+    const providers = await api<{ data: Array<{ id: string; models: Array<{ id: string; options?: unknown }> }> }>(
+      easel.url,
+      'GET',
+      '/v1/providers',
+    );
+    const replicate = providers.body.data.find((provider) => provider.id === 'replicate');
+    expect(replicate?.models[0]?.id).toBe(ANIMAGINE_40);
+    expect(replicate?.models.map((model) => model.id)).toEqual(expect.arrayContaining([ANIMAGINE_31, FLUX]));
   }, 30_000);
 });
 
