@@ -159,13 +159,23 @@ describe('replicate adapter: HTTP failures', () => {
     expect(fake.creates).toBe(0);
   });
 
-  it('5xx on create or on a poll → RetryableError', async () => {
+  it('5xx on create → RetryableError; a failed poll is retried, and polls failing for good cancel the prediction', async () => {
     fake.failNext(503, { detail: 'Service Unavailable' });
-    expect(await run().promise.catch((e: unknown) => e)).toBeInstanceOf(RetryableError);
+    const create = await run().promise.catch((e: unknown) => e);
+    expect(create).toBeInstanceOf(RetryableError);
+    expect((create as RetryableError).code).toBe('PROVIDER_UNAVAILABLE');
+    expect(fake.creates).toBe(0);
+
     fake.failNext(500, { path: /^\/v1\/predictions\/[^/]+$/ });
-    const error = await run().promise.catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RetryableError);
-    expect((error as RetryableError).code).toBe('PROVIDER_UNAVAILABLE');
+    fake.failNext(429, { path: /^\/v1\/predictions\/[^/]+$/, retryAfter: '1' });
+    expect(await run().promise).toHaveLength(1);
+    expect(fake.creates).toBe(1);
+
+    fake.failNext(502, { path: /^\/v1\/predictions\/[^/]+$/, times: 100 });
+    const polls = await run().promise.catch((e: unknown) => e);
+    expect(polls).toBeInstanceOf(RetryableError);
+    expect(fake.creates).toBe(2);
+    expect(fake.cancels).toEqual([[...fake.predictions.keys()][1]]);
   });
 
   it('a model Replicate does not know (404) and input it refuses (422) → PermanentError', async () => {

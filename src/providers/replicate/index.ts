@@ -94,7 +94,9 @@ export function createReplicateProvider(config: ReplicateConfig): Provider {
       try {
         prediction = await waitForTerminal(ctx, config, token, prediction);
       } catch (error) {
-        if (ctx.signal.aborted && shouldCancelUpstream(ctx.signal.reason)) {
+        // Aborted: as shouldCancelUpstream says. Polling failed for good: the worker drops the
+        // provider_ref of a failed attempt, so nobody would collect (or stop) this prediction.
+        if (!ctx.signal.aborted || shouldCancelUpstream(ctx.signal.reason)) {
           const canceled = await cancelPrediction(ctx.fetch, config, token, id);
           ctx.log.info({ prediction: id, canceled }, 'asked Replicate to cancel the prediction');
         }
