@@ -197,6 +197,7 @@ export function listModels(defaultModel: string): ModelInfo[] {
         maxWidth: spec.maxWidth,
         maxHeight: spec.maxHeight,
         maxSteps: spec.maxSteps,
+        maxN: spec.maxOutputs,
         description: spec.description,
         ...(spec.options ? { options: spec.options } : {}),
       };
