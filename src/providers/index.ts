@@ -1,9 +1,14 @@
 import { readProvidersConfig, type ProvidersConfig } from './config.js';
 import { ProviderRegistry } from './registry.js';
 import { createSketchProvider } from './sketch/index.js';
+import { createHuggingFaceProvider } from './huggingface/index.js';
+import { createHfSpaceProvider } from './hf-space/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(config: ProvidersConfig = readProvidersConfig({})): ProviderRegistry {
-  void config;
-  return new ProviderRegistry([createSketchProvider()]);
+  return new ProviderRegistry([
+    createSketchProvider(),
+    createHuggingFaceProvider(config.huggingface),
+    createHfSpaceProvider(config.hfSpace),
+  ]);
 }
