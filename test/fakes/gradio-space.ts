@@ -37,8 +37,10 @@ export interface GradioFake {
   nextOutcome(outcome: CallOutcome): void;
   /** The next `POST /call` answers this status and body instead. */
   failNextCall(status: number, body: unknown, headers?: Record<string, string>): void;
-  /** Forget every call (a Space restart): their streams answer 404. */
+  /** Forget every call (a Space restart): their streams answer "Session not found". */
   forgetCalls(): void;
+  /** Where a call stands: pending, consumed (its end was read) or cleaned (its reader left early). */
+  eventState(eventId: string): PendingCall['state'] | undefined;
   /** Stream events this far apart (ms). */
   eventGapMs: number;
   close(): Promise<void>;
@@ -47,7 +49,15 @@ export interface GradioFake {
 interface PendingCall {
   outcome: CallOutcome;
   data: unknown[];
+  /**
+   * Like Gradio's queue: `pending` until a reader gets the final message (`consumed`: its queue is
+   * empty, a new reader gets heartbeats only); a reader leaving early makes it `cleaned` (gone).
+   */
+  state: 'pending' | 'consumed' | 'cleaned';
 }
+
+/** The Space's `GET /config`: the endpoint's dependency id is the fn_index that cancel wants. */
+export const GHIBLI_FN_INDEX = 3;
 
 const API = 'single_condition_generate_image';
 
@@ -77,9 +87,13 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
       res.write(`event: ${event}\ndata: ${data}\n\n`);
       await new Promise((resolve) => setTimeout(resolve, state.eventGapMs));
     };
+    // routes.py queue_data_helper: a reader that disconnects makes the queue clean the events.
+    res.on('close', () => {
+      if (pending.state === 'pending') pending.state = 'cleaned';
+    });
     await send('heartbeat', 'null');
     const { outcome } = pending;
-    if (outcome.kind === 'hang') {
+    if (outcome.kind === 'hang' || pending.state === 'consumed') {
       while (!gone) await send('heartbeat', 'null');
       return;
     }
@@ -90,6 +104,7 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
       const file = await makeOutput(pending, outcome.kind);
       await send('complete', JSON.stringify([file]));
     }
+    pending.state = 'consumed';
     res.end();
 
     async function makeOutput(call: PendingCall, kind: 'complete' | 'echo-input' | 'echo-bytes') {
@@ -164,7 +179,11 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
           const problem = validateGhibliData(parsed.data, uploads);
           if (problem) return json(res, 422, { detail: problem });
           const eventId = randomBytes(16).toString('hex');
-          events.set(eventId, { outcome: outcomes.shift() ?? { kind: 'complete' }, data: parsed.data as unknown[] });
+          events.set(eventId, {
+            outcome: outcomes.shift() ?? { kind: 'complete' },
+            data: parsed.data as unknown[],
+            state: 'pending',
+          });
           return json(res, 200, { event_id: eventId });
         }
 
@@ -172,7 +191,11 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
         if (req.method === 'GET' && streamMatch) {
           counts.streams++;
           const pending = events.get(streamMatch[1]!);
-          if (!pending) return json(res, 404, { detail: 'Event not found' });
+          if (!pending || pending.state === 'cleaned') {
+            // Gradio raises HTTPException(404) inside the already-started stream: it arrives as an event.
+            res.writeHead(200, { 'content-type': 'text/event-stream' });
+            return res.end('event: error\ndata: "404: Session not found."\n\n');
+          }
           return stream(res, pending, base);
         }
 
@@ -184,6 +207,17 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
           if (!bytes) return json(res, 404, { detail: 'File not found' });
           res.writeHead(200, { 'content-type': 'image/png' });
           return res.end(bytes);
+        }
+
+        if (req.method === 'GET' && url.pathname === '/config') {
+          return json(res, 200, {
+            version: '5.23.1',
+            api_prefix: '/gradio_api',
+            dependencies: [
+              { id: 0, api_name: 'load_example' },
+              { id: GHIBLI_FN_INDEX, api_name: API },
+            ],
+          });
         }
 
         if (req.method === 'POST' && url.pathname === '/gradio_api/cancel') {
@@ -209,6 +243,7 @@ export async function startGradioFake(options: { tokens: string[] }): Promise<Gr
     nextOutcome: (outcome) => void outcomes.push(outcome),
     failNextCall: (status, body, headers = {}) => void callFailures.push({ status, body, headers }),
     forgetCalls: () => events.clear(),
+    eventState: (eventId) => events.get(eventId)?.state,
     get eventGapMs() {
       return state.eventGapMs;
     },

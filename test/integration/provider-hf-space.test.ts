@@ -16,7 +16,7 @@ import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus } from '../helpers/easel.js';
 import { dataUrl, meanRgb, solidPng } from '../helpers/images.js';
 import { createRunContext, taskInput } from '../helpers/run-context.js';
-import { startGradioFake, type GradioFake } from '../fakes/gradio-space.js';
+import { GHIBLI_FN_INDEX, startGradioFake, type GradioFake } from '../fakes/gradio-space.js';
 
 const TOKEN = 'hf_space_token_a';
 const credential = { id: 'c1', label: 'test', secret: TOKEN };
@@ -72,25 +72,48 @@ describe('hf-space adapter (Ghibli)', () => {
     );
   });
 
-  it('resumes the saved call from providerRef: no second upload or call', async () => {
-    const first = run();
-    await first.result;
-    const ref = first.record.providerRefs[0]!;
+  it('resumes a saved call from providerRef: no second upload or call', async () => {
+    // The worker dies right after the Space accepted the call, before reading its stream.
+    const controller = new AbortController();
+    const { ctx, record } = createRunContext({ credential, signal: controller.signal });
+    ctx.saveProviderRef = async (ref) => {
+      record.providerRefs.push(ref);
+      controller.abort(new AttemptAborted('shutdown'));
+    };
+    await expect(provider().run(input(), ctx)).rejects.toBeInstanceOf(AttemptAborted);
     const before = { ...fake.counts };
-    const images = await run({ providerRef: ref, attempt: 2 }).result;
+    const images = await run({ providerRef: record.providerRefs[0]!, attempt: 2 }).result;
     expect(images).toHaveLength(1);
     expect(fake.counts.uploads).toBe(before.uploads);
     expect(fake.counts.calls).toBe(before.calls);
     expect(fake.counts.streams).toBe(before.streams + 1);
   });
 
-  it('starts a new call when the saved one is gone (the Space restarted)', async () => {
-    const first = run();
-    await first.result;
-    fake.forgetCalls();
+  it('starts a new call when the saved one is gone (its reader left, so Gradio cleaned it)', async () => {
+    fake.nextOutcome({ kind: 'hang' });
+    const controller = new AbortController();
+    const first = run({}, { signal: controller.signal });
+    await expect.poll(() => first.record.providerRefs.length).toBe(1);
+    controller.abort(new AttemptAborted('shutdown'));
+    await expect(first.result).rejects.toBeInstanceOf(AttemptAborted);
+    const { eventId } = JSON.parse(first.record.providerRefs[0]!) as { eventId: string };
+    await expect.poll(() => fake.eventState(eventId)).toBe('cleaned');
     const before = { ...fake.counts };
     await run({ providerRef: first.record.providerRefs[0]!, attempt: 2 }).result;
+    expect(fake.counts.streams).toBe(before.streams + 2);
     expect(fake.counts.calls).toBe(before.calls + 1);
+  });
+
+  it('never rereads a stream that already ended (Gradio would only send heartbeats)', async () => {
+    fake.nextOutcome({ kind: 'malformed' });
+    const first = run();
+    await expect(first.result).rejects.toBeInstanceOf(RetryableError);
+    const last = first.record.providerRefs.at(-1)!;
+    expect(JSON.parse(last)).toMatchObject({ consumed: true });
+    const before = { ...fake.counts };
+    await run({ providerRef: last, attempt: 2 }).result;
+    expect(fake.counts.calls).toBe(before.calls + 1);
+    expect(fake.counts.streams).toBe(before.streams + 1);
   });
 
   it('n > 1 makes one call per image with consecutive seeds', async () => {
@@ -168,10 +191,11 @@ describe('hf-space adapter (Ghibli)', () => {
     controller.abort(reason);
     expect(await failure(result)).toBe(reason);
     expect(fake.counts.cancels).toBe(before + 1);
-    expect(fake.cancels.at(-1)).toMatchObject({ event_id: JSON.parse(record.providerRefs[0]!).eventId });
+    const eventId = (JSON.parse(record.providerRefs[0]!) as { eventId: string }).eventId;
+    expect(fake.cancels.at(-1)).toEqual({ event_id: eventId, session_hash: eventId, fn_index: GHIBLI_FN_INDEX });
   });
 
-  it('cancel cancels upstream; shutdown leaves the call running for the next attempt', async () => {
+  it('cancel cancels upstream; shutdown sends no cancel', async () => {
     for (const why of ['cancel', 'shutdown'] as const) {
       fake.nextOutcome({ kind: 'hang' });
       const controller = new AbortController();

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { RetryableError } from '../errors.js';
 import {
   decodeImage,
@@ -37,7 +36,12 @@ export interface FileData {
 /** What `saveProviderRef` keeps: enough to read the same call's stream on a later attempt. */
 export interface CallRef {
   eventId: string;
-  sessionHash: string;
+  /**
+   * The stream already delivered its end (complete or error). Gradio hands each message out once
+   * (routes.py `queue_data_helper` takes it off the session's queue), so reading the stream again
+   * would only ever give heartbeats: a later attempt starts a new call instead.
+   */
+  consumed?: boolean;
   /** The uploaded input path: a result pointing at it is the input echoed back, not an output. */
   inputPath: string;
   /** Which of the task's n images this call makes. */
@@ -47,8 +51,6 @@ export interface CallRef {
 const apiRoot = (space: string) => `${space}/gradio_api`;
 const auth = (ctx: RunContext): Record<string, string> =>
   ctx.credential ? { authorization: `Bearer ${ctx.credential.secret}` } : {};
-
-export const newSessionHash = () => randomBytes(6).toString('hex');
 
 /** `POST /gradio_api/upload` (multipart, parts named `files`) → the server paths. */
 export async function uploadFile(
@@ -74,18 +76,16 @@ export async function uploadFile(
   return paths[0];
 }
 
-/** `POST /gradio_api/call/{api}` with one value per input → the call's event id. */
-export async function startCall(
-  ctx: RunContext,
-  call: SpaceCall,
-  data: unknown[],
-  sessionHash: string,
-): Promise<string> {
+/**
+ * `POST /gradio_api/call/{api}` with one value per input → the call's event id. The call's
+ * messages are kept under the event id itself (the GET route reads them as its session).
+ */
+export async function startCall(ctx: RunContext, call: SpaceCall, data: unknown[]): Promise<string> {
   const response = await providerFetch(ctx, `${apiRoot(call.space)}/call/${call.apiName}`, {
     what: call.what,
     method: 'POST',
     headers: { ...auth(ctx), 'content-type': 'application/json' },
-    body: JSON.stringify({ data, session_hash: sessionHash }),
+    body: JSON.stringify({ data }),
   });
   // 503 queue full, 422 a validator refused the input, 400 other errors, 401/403 the token.
   if (!response.ok) await failFromResponse(response, call.what);
@@ -96,8 +96,13 @@ export async function startCall(
   return body.event_id;
 }
 
-/** The stream of an unknown call (the Space restarted, or its result cache moved on). */
+/**
+ * The Space no longer knows the call: it restarted, or it dropped the call's events when an
+ * earlier reader went away (routes.py: a disconnected stream runs `clean_events`). Gradio says
+ * so inside a 200 stream, `event: error` with `data: "404: Session not found."`.
+ */
 export class CallGoneError extends Error {}
+const SESSION_NOT_FOUND = /session not found/i;
 
 /**
  * Read `GET /gradio_api/call/{api}/{event_id}` to its end: `complete` gives the outputs, `error`
@@ -119,6 +124,9 @@ export async function awaitCall(ctx: RunContext, call: SpaceCall, eventId: strin
         case 'complete':
           return completeOutputs(event.data, call.what);
         case 'error':
+          if (SESSION_NOT_FOUND.test(event.data)) {
+            throw new CallGoneError(`${call.what}: the Space no longer knows call ${eventId}`);
+          }
           throw spaceErrorFor(event.data, call.what);
         case 'generating':
           ctx.progress('generating');
@@ -133,7 +141,7 @@ export async function awaitCall(ctx: RunContext, call: SpaceCall, eventId: strin
     }
   } catch (error) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    if (error instanceof Error && 'errorClass' in error) throw error;
+    if (error instanceof CallGoneError || (error instanceof Error && 'errorClass' in error)) throw error;
     throw new RetryableError('PROVIDER_UNREACHABLE', `${call.what}: the event stream broke off`, { cause: error });
   }
   throw new RetryableError('PROVIDER_BAD_OUTPUT', `${call.what}: the event stream ended without a result`);
@@ -168,21 +176,40 @@ function progressPct(data: string): number | undefined {
 }
 
 /**
- * Ask the Space to drop a call (`POST /gradio_api/cancel {event_id, session_hash, fn_index}`,
- * the route gradio's own tests call). Best effort with its own short timeout: the attempt's
- * signal has already fired, and a failed cancel must never hide why the attempt stopped.
+ * Ask the Space to stop a call, best effort with its own short timeout (the attempt's signal has
+ * already fired, and a failed cancel must never hide why the attempt stopped). Gradio's
+ * `POST /gradio_api/cancel {event_id, session_hash, fn_index}` cancels the task named
+ * `{session_hash}_{fn_index}`; for `/call` the session is the event id, and the endpoint's
+ * fn_index is its dependency id in `GET /config`. Closing the stream alone already makes Gradio
+ * drop the call's queued events.
  */
-export async function cancelCall(ctx: RunContext, call: SpaceCall, ref: CallRef): Promise<void> {
+export async function cancelCall(ctx: RunContext, call: SpaceCall, eventId: string): Promise<void> {
+  const signal = AbortSignal.timeout(3000);
   try {
+    const config = await ctx.fetch(`${call.space}/config`, { headers: auth(ctx), signal });
+    const body = config.ok
+      ? ((await config.json()) as { dependencies?: Array<{ id?: unknown; api_name?: unknown }> })
+      : {};
+    const dependencies = body.dependencies ?? [];
+    const position = dependencies.findIndex((dependency) => dependency.api_name === call.apiName);
+    if (position < 0) {
+      ctx.log.warn({ eventId }, 'cannot cancel the Space call: its endpoint is not in the Space config');
+      return;
+    }
+    const id = dependencies[position]!.id;
     const response = await ctx.fetch(`${apiRoot(call.space)}/cancel`, {
       method: 'POST',
       headers: { ...auth(ctx), 'content-type': 'application/json' },
-      body: JSON.stringify({ event_id: ref.eventId, session_hash: ref.sessionHash, fn_index: 0 }),
-      signal: AbortSignal.timeout(3000),
+      body: JSON.stringify({
+        event_id: eventId,
+        session_hash: eventId,
+        fn_index: typeof id === 'number' ? id : position,
+      }),
+      signal,
     });
     await response.body?.cancel();
   } catch (error) {
-    ctx.log.warn({ err: error, eventId: ref.eventId }, 'cancelling the Space call failed');
+    ctx.log.warn({ err: error, eventId }, 'cancelling the Space call failed');
   }
 }
 

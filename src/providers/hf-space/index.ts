@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { PermanentError, RetryableError } from '../errors.js';
+import { PermanentError, ProviderError, RetryableError } from '../errors.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
 import type { HfSpaceConfig } from './config.js';
 import {
@@ -7,7 +7,6 @@ import {
   CallGoneError,
   cancelCall,
   downloadOutput,
-  newSessionHash,
   startCall,
   uploadFile,
   type CallRef,
@@ -41,10 +40,9 @@ function parseRef(ref: string | null): CallRef | undefined {
   if (!ref) return undefined;
   try {
     const parsed = JSON.parse(ref) as Partial<CallRef>;
-    if (typeof parsed.eventId === 'string' && typeof parsed.sessionHash === 'string') {
+    if (typeof parsed.eventId === 'string' && parsed.consumed !== true) {
       return {
         eventId: parsed.eventId,
-        sessionHash: parsed.sessionHash,
         inputPath: typeof parsed.inputPath === 'string' ? parsed.inputPath : '',
         index: typeof parsed.index === 'number' ? parsed.index : 0,
       };
@@ -53,6 +51,11 @@ function parseRef(ref: string | null): CallRef | undefined {
     // a ref of another shape: start afresh
   }
   return undefined;
+}
+
+/** The call's stream has ended: a later attempt must start a new call rather than read it again. */
+async function markConsumed(ctx: RunContext, ref: CallRef): Promise<void> {
+  await ctx.saveProviderRef(JSON.stringify({ ...ref, consumed: true }));
 }
 
 function isFileData(value: unknown): value is FileData {
@@ -71,7 +74,6 @@ export function createHfSpaceProvider(config: HfSpaceConfig): Provider {
     const image = input.inputImage!;
     ctx.progress('uploading');
     const inputPath = await uploadFile(ctx, call, image.data, image.contentType, 'input.png');
-    const sessionHash = newSessionHash();
     // The inputs of /single_condition_generate_image in order, as seed 001 names them:
     // prompt, spatial_img, height, width, seed, control_type.
     const data = [
@@ -82,8 +84,8 @@ export function createHfSpaceProvider(config: HfSpaceConfig): Provider {
       seed,
       'Ghibli',
     ];
-    const eventId = await startCall(ctx, call, data, sessionHash);
-    const ref: CallRef = { eventId, sessionHash, inputPath, index };
+    const eventId = await startCall(ctx, call, data);
+    const ref: CallRef = { eventId, inputPath, index };
     await ctx.saveProviderRef(JSON.stringify(ref));
     return ref;
   }
@@ -95,10 +97,12 @@ export function createHfSpaceProvider(config: HfSpaceConfig): Provider {
       outputs = await awaitCall(ctx, call, ref.eventId);
     } catch (error) {
       const why = abortedFor(ctx.signal);
-      // Shutdown: leave the call running, the next attempt reads its stream from the saved ref.
-      if (ctx.signal.aborted && why !== 'shutdown' && why !== 'lease_lost') await cancelCall(ctx, call, ref);
+      // Shutdown: no cancel, so a call still queued or running may yet be read by the next attempt.
+      if (ctx.signal.aborted && why !== 'shutdown' && why !== 'lease_lost') await cancelCall(ctx, call, ref.eventId);
+      else if (error instanceof ProviderError) await markConsumed(ctx, ref);
       throw error;
     }
+    await markConsumed(ctx, ref);
     const file = outputs[0];
     if (!isFileData(file)) {
       throw new RetryableError('PROVIDER_BAD_OUTPUT', `${call.what}: the result holds no image file`);
