@@ -164,6 +164,12 @@ describe('hf-space adapter (Ghibli)', () => {
     );
     const date = (await failure(run().result)) as RateLimitedError;
     expect(date.retryAfterMs).toBeGreaterThan(25_000);
+    fake.failNextCall(400, {
+      detail: 'You have exceeded your free ZeroGPU quota (120s requested vs. 44s left). Try again in 1:00:05.',
+    });
+    const quota = (await failure(run().result)) as QuotaExceededError;
+    expect(quota).toBeInstanceOf(QuotaExceededError);
+    expect(quota.retryAfterMs).toBe(3_605_000);
     fake.failNextCall(402, { detail: 'Payment required' });
     expect(await failure(run().result)).toBeInstanceOf(QuotaExceededError);
     fake.failNextCall(503, { detail: 'Queue is full' });

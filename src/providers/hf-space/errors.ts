@@ -1,4 +1,5 @@
 import { PermanentError, QuotaExceededError, RetryableError, type ProviderError } from '../errors.js';
+import { errorForStatus, parseRetryAfterMs, readErrorDetail } from '../http.js';
 
 /**
  * ZeroGPU refuses a token whose daily GPU seconds are spent, in words such as "You have exceeded
@@ -55,4 +56,17 @@ export function spaceErrorFor(data: string, what: string): ProviderError {
   if (ZERO_GPU_QUOTA.test(words)) return new QuotaExceededError(full, parseRetryIn(words));
   if (VALIDATION.test(words)) return new PermanentError('PROVIDER_REJECTED', full);
   return new RetryableError('PROVIDER_UNAVAILABLE', full);
+}
+
+/**
+ * A failed upload or call: a ZeroGPU quota text is a quota answer whatever the status (the call
+ * route turns queue refusals into HTTP errors with the reason as `detail`); else the usual mapping.
+ */
+export async function spaceHttpError(response: Response, what: string): Promise<ProviderError> {
+  const detail = await readErrorDetail(response);
+  const message = `${what}: HTTP ${response.status}: ${detail}`;
+  if (ZERO_GPU_QUOTA.test(detail)) {
+    return new QuotaExceededError(message, parseRetryIn(detail) ?? parseRetryAfterMs(response.headers));
+  }
+  return errorForStatus(response.status, response.headers, message);
 }

@@ -1,14 +1,13 @@
 import { RetryableError } from '../errors.js';
 import {
   decodeImage,
-  failFromResponse,
   providerFetch,
   readBodyLimited,
   readJson,
   DEFAULT_IMAGE_MAX_BYTES,
 } from '../http.js';
 import type { GeneratedImage, RunContext } from '../types.js';
-import { spaceErrorFor } from './errors.js';
+import { spaceErrorFor, spaceHttpError } from './errors.js';
 import { readSseEvents } from './sse.js';
 
 /**
@@ -68,7 +67,7 @@ export async function uploadFile(
     headers: auth(ctx),
     body: form,
   });
-  if (!response.ok) await failFromResponse(response, `${call.what} upload`);
+  if (!response.ok) throw await spaceHttpError(response, `${call.what} upload`);
   const paths = await readJson<unknown>(ctx, response, `${call.what} upload`);
   if (!Array.isArray(paths) || typeof paths[0] !== 'string') {
     throw new RetryableError('PROVIDER_BAD_OUTPUT', `${call.what} upload: the answer holds no file path`);
@@ -88,7 +87,7 @@ export async function startCall(ctx: RunContext, call: SpaceCall, data: unknown[
     body: JSON.stringify({ data }),
   });
   // 503 queue full, 422 a validator refused the input, 400 other errors, 401/403 the token.
-  if (!response.ok) await failFromResponse(response, call.what);
+  if (!response.ok) throw await spaceHttpError(response, call.what);
   const body = await readJson<{ event_id?: unknown }>(ctx, response, call.what);
   if (typeof body.event_id !== 'string' || body.event_id === '') {
     throw new RetryableError('PROVIDER_BAD_OUTPUT', `${call.what}: the answer holds no event_id`);
@@ -117,7 +116,7 @@ export async function awaitCall(ctx: RunContext, call: SpaceCall, eventId: strin
     await response.body?.cancel();
     throw new CallGoneError(`${call.what}: the Space no longer knows call ${eventId}`);
   }
-  if (!response.ok || !response.body) await failFromResponse(response, call.what);
+  if (!response.ok || !response.body) throw await spaceHttpError(response, call.what);
   try {
     for await (const event of readSseEvents(response.body!, call.what)) {
       switch (event.event) {
