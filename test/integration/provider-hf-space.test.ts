@@ -251,6 +251,28 @@ describe('hf-space through Easel', () => {
       // The fake negates the input: green becomes magenta.
       expect(r).toBeGreaterThan(200);
       expect(g).toBeLessThan(100);
+
+      // ZeroGPU quota on one token: it rests, the task runs on the other token and succeeds.
+      fake.nextOutcome({
+        kind: 'error',
+        data: JSON.stringify({
+          error: 'You have exceeded your GPU quota (60s requested vs. 10s left). Try again in 0:30:00.',
+        }),
+      });
+      const before = fake.calls.length;
+      const again = await api(easel.url, 'POST', '/v1/tasks', {
+        provider: 'hf-space',
+        kind: 'img2img',
+        image: dataUrl(png),
+        prompt: 'ghibli style',
+        width: 128,
+        height: 128,
+      });
+      const second = await waitForStatus(easel.url, again.body.id, ['succeeded', 'failed'], 30_000);
+      expect(second.status, JSON.stringify(second.error)).toBe('succeeded');
+      const tokens = fake.calls.slice(before).map((call) => call.token);
+      expect(tokens).toHaveLength(2);
+      expect(new Set(tokens).size).toBe(2);
     } finally {
       await easel.stop();
     }

@@ -192,6 +192,21 @@ describe('huggingface through Easel', () => {
       const response = await fetch(easel.url + done.images[0]!.url);
       const bytes = Buffer.from(await response.arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'png', width: 64, height: 64 });
+
+      // A 429 cools that token down; the task runs again on the other one and succeeds.
+      fake.failNext(429, { retryAfter: '60' });
+      const before = fake.requests.length;
+      const limited = await api(easel.url, 'POST', '/v1/tasks', {
+        provider: 'huggingface',
+        prompt: 'again',
+        width: 64,
+        height: 64,
+      });
+      const second = await waitForStatus(easel.url, limited.body.id, ['succeeded', 'failed'], 30_000);
+      expect(second.status, JSON.stringify(second.error)).toBe('succeeded');
+      const tokens = fake.requests.slice(before).map((request) => request.token);
+      expect(tokens).toHaveLength(2);
+      expect(new Set(tokens).size).toBe(2);
     } finally {
       await easel.stop();
     }
