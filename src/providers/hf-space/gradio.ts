@@ -1,11 +1,5 @@
 import { RetryableError } from '../errors.js';
-import {
-  decodeImage,
-  providerFetch,
-  readBodyLimited,
-  readJson,
-  DEFAULT_IMAGE_MAX_BYTES,
-} from '../http.js';
+import { decodeImage, providerFetch, readBodyLimited, readJson, DEFAULT_IMAGE_MAX_BYTES } from '../http.js';
 import type { GeneratedImage, RunContext } from '../types.js';
 import { spaceErrorFor, spaceHttpError } from './errors.js';
 import { readSseEvents } from './sse.js';

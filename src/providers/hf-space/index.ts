@@ -125,8 +125,9 @@ export function createHfSpaceProvider(config: HfSpaceConfig): Provider {
     models: () => MODELS,
     async run(input, ctx) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      if (input.model !== 'ghibli')
+      if (input.model !== 'ghibli') {
         throw new PermanentError('PROVIDER_REJECTED', `hf-space has no model ${input.model}`);
+      }
       if (input.kind !== 'img2img' || !input.inputImage) {
         throw new PermanentError('PROVIDER_REJECTED', `${call.what}: needs an input image (kind img2img)`);
       }
