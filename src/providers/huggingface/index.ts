@@ -22,7 +22,12 @@ function modelInfo(id: string, isDefault: boolean): ModelInfo {
   };
 }
 
-/** The text-to-image body huggingface.js sends: `inputs` and snake_case `parameters`. */
+/**
+ * The text-to-image body: `inputs` and snake_case `parameters`, the names of the current
+ * `TextToImageParameters` (huggingface_hub `inference/_generated/types/text_to_image.py`,
+ * generated from `@huggingface/tasks`; older versions had `target_size` instead of width/height).
+ * huggingface.js's hf-inference helper passes these args through unchanged.
+ */
 function requestBody(input: TaskInput, seed: number): string {
   const scheduler = readScheduler(input.options);
   return JSON.stringify({
