@@ -1,5 +1,7 @@
 import type { Env } from '../config/env.js';
 import { readReplicateConfig, type ReplicateConfig } from './replicate/config.js';
+import { readHuggingFaceConfig, type HuggingFaceConfig } from './huggingface/config.js';
+import { readHfSpaceConfig, type HfSpaceConfig } from './hf-space/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -7,10 +9,14 @@ import { readReplicateConfig, type ReplicateConfig } from './replicate/config.js
  */
 export interface ProvidersConfig {
   replicate: ReplicateConfig;
+  huggingface: HuggingFaceConfig;
+  hfSpace: HfSpaceConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
   return {
     replicate: readReplicateConfig(env),
+    huggingface: readHuggingFaceConfig(env),
+    hfSpace: readHfSpaceConfig(env),
   };
 }

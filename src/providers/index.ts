@@ -2,8 +2,15 @@ import { readProvidersConfig, type ProvidersConfig } from './config.js';
 import { ProviderRegistry } from './registry.js';
 import { createReplicateProvider } from './replicate/index.js';
 import { createSketchProvider } from './sketch/index.js';
+import { createHuggingFaceProvider } from './huggingface/index.js';
+import { createHfSpaceProvider } from './hf-space/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(config: ProvidersConfig = readProvidersConfig({})): ProviderRegistry {
-  return new ProviderRegistry([createSketchProvider(), createReplicateProvider(config.replicate)]);
+  return new ProviderRegistry([
+    createSketchProvider(),
+    createReplicateProvider(config.replicate),
+    createHuggingFaceProvider(config.huggingface),
+    createHfSpaceProvider(config.hfSpace),
+  ]);
 }
