@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { abortReason, AttemptAborted, type AbortWhy } from '../providers/abort.js';
 import type { Logger } from 'pino';
 import type { QueueConfig } from '../config/config.js';
 import type { Hints } from '../db/notifier.js';
@@ -35,18 +36,6 @@ import { fallThrough, hasNextTarget } from '../routing/task-route.js';
 import { createProgressReporter } from './progress-reporter.js';
 import { untilDatabaseAnswers } from './until-database-answers.js';
 
-/** Why the worker pulled the plug on an attempt; carried as the AbortSignal's reason. */
-export class AttemptAborted extends Error {
-  override name = 'AbortError';
-  /**
-   * `lease_lost`: the database gave the task to someone else (a rescue while this worker looked
-   * dead): stop calling the provider and record nothing, the task is no longer ours.
-   */
-  constructor(readonly why: 'cancel' | 'shutdown' | 'timeout' | 'lease_lost') {
-    super(`attempt aborted: ${why}`);
-  }
-}
-
 export interface AttemptDeps {
   pool: Pool;
   hints: Hints;
@@ -67,9 +56,6 @@ const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': '
 
 /** What a stored error says about an unexpected throwable; the details go to the worker log only. */
 export const INTERNAL_ERROR_MESSAGE = 'internal error while running the attempt; see the worker log';
-
-const abortReason = (signal: AbortSignal): AttemptAborted['why'] | undefined =>
-  signal.aborted && signal.reason instanceof AttemptAborted ? signal.reason.why : undefined;
 
 /**
  * Run one claimed attempt to its end and record the outcome, fenced by the attempt's lease.
@@ -282,7 +268,7 @@ interface Failure {
  * Every throwable becomes one retry class and a stored error with a non-empty message. The
  * credential's secret is cut out of the message: a provider may echo what it was sent.
  */
-function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined, secret?: string): Failure {
+function classify(error: unknown, abortedFor: AbortWhy | undefined, secret?: string): Failure {
   const failure = classifyError(error, abortedFor);
   if (secret && failure.error.message.includes(secret)) {
     failure.error = { ...failure.error, message: failure.error.message.split(secret).join('[redacted]') };
@@ -290,7 +276,7 @@ function classify(error: unknown, abortedFor: AttemptAborted['why'] | undefined,
   return failure;
 }
 
-function classifyError(error: unknown, abortedFor: AttemptAborted['why'] | undefined): Failure {
+function classifyError(error: unknown, abortedFor: AbortWhy | undefined): Failure {
   if (abortedFor === 'timeout') {
     return {
       errorClass: 'retryable',

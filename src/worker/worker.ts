@@ -13,7 +13,8 @@ import { pruneDeadWorkers, rescueLostTasks } from '../tasks/rescue.js';
 import { moveStrandedTasks } from '../routing/task-route.js';
 import type { Lease, TaskRow } from '../tasks/rows.js';
 import { heartbeat, registerWorker, unregisterWorker } from '../tasks/workers.js';
-import { AttemptAborted, runAttempt } from './run-attempt.js';
+import { AttemptAborted } from '../providers/abort.js';
+import { runAttempt } from './run-attempt.js';
 
 export interface WorkerDeps {
   pool: Pool;

@@ -11,7 +11,7 @@ import {
   RetryableError,
 } from '../../src/providers/errors.js';
 import type { InputImage } from '../../src/providers/types.js';
-import { AttemptAborted } from '../../src/worker/run-attempt.js';
+import { AttemptAborted } from '../../src/providers/abort.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus } from '../helpers/easel.js';
 import { dataUrl, meanRgb, solidPng } from '../helpers/images.js';

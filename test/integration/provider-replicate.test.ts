@@ -1,3 +1,4 @@
+import { AttemptAborted } from '../../src/providers/abort.js';
 import { createHash, randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -229,7 +230,7 @@ describe('replicate adapter: abort, cancel and resume', () => {
   it('an answer slower than the attempt: on abort it stops promptly and cancels the prediction upstream', async () => {
     fake.outcome = { kind: 'never' };
     const controller = new AbortController();
-    const reason = Object.assign(new Error('attempt aborted: timeout'), { name: 'AbortError', why: 'timeout' });
+    const reason = new AttemptAborted('timeout');
     const { promise } = run(
       {},
       {
@@ -246,7 +247,7 @@ describe('replicate adapter: abort, cancel and resume', () => {
   it('on shutdown it leaves the prediction running, and the next attempt resumes it without a second create', async () => {
     fake.processingPolls = 4;
     const controller = new AbortController();
-    const shutdown = Object.assign(new Error('attempt aborted: shutdown'), { name: 'AbortError', why: 'shutdown' });
+    const shutdown = new AttemptAborted('shutdown');
     const first = run(
       {},
       { signal: controller.signal, onProgress: (s) => s === 'generating' && controller.abort(shutdown) },

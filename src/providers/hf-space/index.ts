@@ -1,3 +1,4 @@
+import { shouldCancelUpstream } from '../abort.js';
 import { Type } from '@sinclair/typebox';
 import { PermanentError, ProviderError, RetryableError } from '../errors.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
@@ -31,10 +32,6 @@ const MODELS: ModelInfo[] = [
     options: Type.Object({}, { additionalProperties: false }),
   },
 ];
-
-/** Why the worker aborted, read without importing the worker: shutdown leaves the call running. */
-const abortedFor = (signal: AbortSignal): string | undefined =>
-  (signal.reason as { why?: unknown } | undefined)?.why as string | undefined;
 
 function parseRef(ref: string | null): CallRef | undefined {
   if (!ref) return undefined;
@@ -96,9 +93,8 @@ export function createHfSpaceProvider(config: HfSpaceConfig): Provider {
     try {
       outputs = await awaitCall(ctx, call, ref.eventId);
     } catch (error) {
-      const why = abortedFor(ctx.signal);
       // Shutdown: no cancel, so a call still queued or running may yet be read by the next attempt.
-      if (ctx.signal.aborted && why !== 'shutdown' && why !== 'lease_lost') await cancelCall(ctx, call, ref.eventId);
+      if (ctx.signal.aborted && shouldCancelUpstream(ctx.signal)) await cancelCall(ctx, call, ref.eventId);
       else if (error instanceof ProviderError) await markConsumed(ctx, ref);
       throw error;
     }

@@ -1,3 +1,4 @@
+import { shouldCancelUpstream } from '../abort.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../types.js';
 import { cancelPrediction, createPrediction, getPrediction, type Prediction } from './api.js';
@@ -6,18 +7,6 @@ import { errorForFailedPrediction } from './failure.js';
 import { buildInput, listModels } from './models.js';
 import { downloadOutputs } from './output.js';
 import { waitForTerminal } from './poll.js';
-
-/**
- * Whether an abort should stop the prediction upstream. Cancel and timeout: yes, nobody will
- * collect it. Shutdown: no, the task goes back to the queue with its provider_ref and the next
- * worker resumes it. Lease lost: never, another worker owns the task and may be polling it.
- * (The worker's reason is an `AttemptAborted` with `why`; read structurally, adapters import no
- * worker code.)
- */
-function shouldCancelUpstream(reason: unknown): boolean {
-  const why = (reason as { why?: unknown } | null | undefined)?.why;
-  return why !== 'shutdown' && why !== 'lease_lost';
-}
 
 /**
  * The prediction an earlier attempt created, when it can still deliver: a 404 (expired,
@@ -96,7 +85,7 @@ export function createReplicateProvider(config: ReplicateConfig): Provider {
       } catch (error) {
         // Aborted: as shouldCancelUpstream says. Polling failed for good: the worker drops the
         // provider_ref of a failed attempt, so nobody would collect (or stop) this prediction.
-        if (!ctx.signal.aborted || shouldCancelUpstream(ctx.signal.reason)) {
+        if (!ctx.signal.aborted || shouldCancelUpstream(ctx.signal)) {
           const canceled = await cancelPrediction(ctx.fetch, config, token, id);
           ctx.log.info({ prediction: id, canceled }, 'asked Replicate to cancel the prediction');
         }
