@@ -209,7 +209,7 @@ export class FakeOpenAI {
       this.requests.push(seen);
       const fault = this.faults.shift();
       if (fault) return sendFault(res, fault);
-      const rules = validate(seen);
+      const rules = await validate(seen);
       await this.wait(req);
       if (res.destroyed) return;
       await this.answer(res, seen, rules);
@@ -327,7 +327,7 @@ export class FakeOpenAI {
 }
 
 /** The rules of the real API, checked in the order it reports them. Returns the model's rules. */
-function validate(seen: SeenRequest): ModelRules {
+async function validate(seen: SeenRequest): Promise<ModelRules> {
   const { fields, files } = seen;
   const edits = seen.path.endsWith('/edits');
   const allowed = edits ? EDIT_FIELDS : GENERATION_FIELDS;
@@ -394,7 +394,7 @@ function validate(seen: SeenRequest): ModelRules {
   checkChoice(fields, 'background', ['transparent', 'opaque', 'auto']);
   checkChoice(fields, 'moderation', ['low', 'auto']);
   checkChoice(fields, 'input_fidelity', ['high', 'low']);
-  if (edits) checkEditImage(files, rules);
+  if (edits) await checkEditImage(files, rules);
   return rules;
 }
 
@@ -410,13 +410,30 @@ function checkChoice(fields: Record<string, unknown>, key: string, values: strin
   }
 }
 
-function checkEditImage(files: SeenRequest['files'], rules: ModelRules): void {
+async function checkEditImage(files: SeenRequest['files'], rules: ModelRules): Promise<void> {
   const image = files.image ?? files['image[]'];
   if (!image) throw new Refusal(400, "Missing required parameter: 'image'.", 'image', 'missing_required_parameter');
   const magic = image.bytes.subarray(0, 4).toString('hex');
   const isPng = magic === '89504e47';
-  if (rules.family === 'dall-e-2' && !isPng) {
-    throw new Refusal(400, 'Invalid input image - format must be PNG.', 'image', 'invalid_image_format');
+  if (rules.family === 'dall-e-2') {
+    // DALL·E 2: one square PNG; without a mask its transparent pixels are the mask, so it must
+    // have some (openai-node before a0010fdb: "If mask is not provided, image must have
+    // transparency"). The wording of these refusals is the fake's own.
+    if (!isPng) throw new Refusal(400, 'Invalid input image - format must be PNG.', 'image', 'invalid_image_format');
+    const metadata = await sharp(image.bytes).metadata();
+    if (metadata.width !== metadata.height) {
+      throw new Refusal(400, 'Invalid input image - image must be square.', 'image', 'invalid_image');
+    }
+    const stats = await sharp(image.bytes).stats();
+    if (!files.mask && (!metadata.hasAlpha || stats.channels[3]!.min > 0)) {
+      throw new Refusal(
+        400,
+        'Invalid input image - image must have transparency when no mask is given.',
+        'image',
+        'invalid_image',
+      );
+    }
+    return;
   }
   if (!isPng && magic.slice(0, 6) !== 'ffd8ff' && image.bytes.subarray(8, 12).toString('latin1') !== 'WEBP') {
     throw new Refusal(400, "Invalid file 'image': unsupported mimetype.", 'image', 'invalid_image_format');

@@ -183,21 +183,28 @@ describe('openai: edits (img2img)', () => {
     expect(seen.files.image!.bytes.equals(input)).toBe(true);
   });
 
-  it('gives dall-e-2 an RGBA PNG and reads its url answer', async () => {
-    const input = await solidPng(512, 512, [10, 200, 10]);
-    const { images } = await run(
+  it('dall-e-2 edits a square PNG whose transparent pixels are the mask, and reads its url answer', async () => {
+    const transparent = await sharp({
+      create: { width: 512, height: 512, channels: 4, background: { r: 10, g: 200, b: 10, alpha: 0 } },
+    })
+      .png()
+      .toBuffer();
+    const edit = (data: Buffer) =>
       taskInput({
         model: 'dall-e-2',
         kind: 'img2img',
         width: 512,
         height: 512,
-        inputImage: { data: input, contentType: 'image/png', width: 512, height: 512 },
+        inputImage: { data, contentType: 'image/png', width: 512, height: 512 },
         options: { response_format: 'url' },
-      }),
-    );
+      });
+    const { images } = await run(edit(transparent));
     expect(images[0]).toMatchObject({ width: 512, height: 512 });
-    const sent = lastRequest().files.image!.bytes;
-    expect((await sharp(sent).metadata()).channels).toBe(4);
+    expect(lastRequest().files.image!.bytes.equals(transparent)).toBe(true);
+    // An opaque input has no area to repaint: OpenAI refuses it, and so the task fails.
+    const opaque = await failure(edit(await solidPng(512, 512, [10, 200, 10])));
+    expect(opaque).toMatchObject({ code: 'PROVIDER_REJECTED', errorClass: 'permanent' });
+    expect(opaque.message).toContain('transparency');
   });
 
   it('refuses options of the other endpoint before calling OpenAI', async () => {

@@ -1,10 +1,9 @@
-import sharp from 'sharp';
 import { PermanentError, RetryableError } from '../errors.js';
 import { decodeImage, downloadImage, providerFetch, readJson } from '../http.js';
 import type { GeneratedImage, ModelInfo, Provider, RunContext, TaskInput } from '../types.js';
 import type { OpenAIConfig } from './config.js';
 import { openAIFailure } from './errors.js';
-import { findOpenAIModel, OPENAI_MODELS, type OpenAIModel } from './models.js';
+import { findOpenAIModel, OPENAI_MODELS } from './models.js';
 import { buildOpenAIRequest } from './request.js';
 
 /** One entry of `ImagesResponse.data` (openai-node `Image`). */
@@ -30,16 +29,6 @@ function headers(config: OpenAIConfig, secret: string, json: boolean): Record<st
     ...(config.organization ? { 'openai-organization': config.organization } : {}),
     ...(config.project ? { 'openai-project': config.project } : {}),
   };
-}
-
-/**
- * DALL·E 2 edits want a PNG with an alpha channel (its transparent pixels mark what to
- * repaint); Easel's checked inputs are PNGs that may have none.
- */
-async function prepareInput(model: OpenAIModel, input: TaskInput): Promise<TaskInput> {
-  if (model.family !== 'dall-e-2' || !input.inputImage) return input;
-  const data = await sharp(input.inputImage.data).ensureAlpha().png().toBuffer();
-  return { ...input, inputImage: { ...input.inputImage, data, contentType: 'image/png' } };
 }
 
 async function imageFrom(ctx: RunContext, entry: OpenAIImage, seed: number): Promise<GeneratedImage> {
@@ -71,7 +60,7 @@ export function createOpenAIProvider(config: OpenAIConfig): Provider {
       if (!ctx.credential) {
         throw new PermanentError('PROVIDER_CREDENTIAL_MISSING', `${WHAT}: run without an API key from the openai pool`);
       }
-      const request = buildOpenAIRequest(model, await prepareInput(model, input));
+      const request = buildOpenAIRequest(model, input);
       const json = request.path === '/images/generations';
       ctx.progress('generating', 0);
       const response = await providerFetch(ctx, `${config.baseUrl}${request.path}`, {
