@@ -302,6 +302,13 @@ describe('openai: errors', () => {
     expect(await failure(gptTask())).toBeInstanceOf(RetryableError);
   });
 
+  it('x-should-retry overrides the status for other failures, as OpenAI’s clients do', async () => {
+    fake.failNext({ status: 500, headers: { 'x-should-retry': 'false' } });
+    expect(await failure(gptTask())).toMatchObject({ code: 'PROVIDER_REJECTED', errorClass: 'permanent' });
+    fake.failNext({ status: 400, code: 'invalid_value', headers: { 'x-should-retry': 'true' } });
+    expect(await failure(gptTask())).toBeInstanceOf(RetryableError);
+  });
+
   it('a malformed answer (not JSON, no data, not an image, an empty entry) → RetryableError', async () => {
     for (const kind of ['not-json', 'no-data', 'not-an-image', 'empty-entry'] as const) {
       fake.malformNext(kind);

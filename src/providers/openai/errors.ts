@@ -69,6 +69,10 @@ export async function openAIFailure(response: Response, what: string): Promise<P
   // would also stop the models it may use.
   if (status === 403) return new PermanentError('PROVIDER_FORBIDDEN', message);
   if (status === 429) return new RateLimitedError(message, parseRetryAfterMs(headers));
+  // OpenAI's own verdict, which its clients put above the status (openai-node `shouldRetry`).
+  const shouldRetry = headers.get('x-should-retry');
+  if (shouldRetry === 'true') return new RetryableError('PROVIDER_UNAVAILABLE', message);
+  if (shouldRetry === 'false') return new PermanentError('PROVIDER_REJECTED', message);
   if (status === 408 || status === 409 || status >= 500) return new RetryableError('PROVIDER_UNAVAILABLE', message);
   return errorForStatus(status, headers, message);
 }

@@ -70,6 +70,7 @@ export function createOpenAIProvider(config: OpenAIConfig): Provider {
         body: json ? JSON.stringify(request.body) : (request.body as FormData),
       });
       if (!response.ok) throw await openAIFailure(response, WHAT);
+      ctx.log.debug({ requestId: response.headers.get('x-request-id'), model: model.info.id }, 'openai answered');
       const answer = await readJson<{ data?: unknown }>(ctx, response, WHAT, 200 * 1024 * 1024);
       const data = Array.isArray(answer?.data) ? (answer.data as OpenAIImage[]) : [];
       if (data.length === 0) throw new RetryableError('PROVIDER_BAD_OUTPUT', `${WHAT}: the answer holds no images`);
