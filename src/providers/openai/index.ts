@@ -14,6 +14,7 @@ interface OpenAIImage {
 }
 
 const WHAT = 'openai';
+const ANSWER_MAX_BYTES = 200 * 1024 * 1024;
 
 /** The configured default first: a task that names no model gets `models()[0]`. */
 function orderedModels(defaultModel: string): ModelInfo[] {
@@ -67,11 +68,17 @@ export function createOpenAIProvider(config: OpenAIConfig): Provider {
         what: WHAT,
         method: 'POST',
         headers: headers(config, ctx.credential.secret, json),
-        body: json ? JSON.stringify(request.body) : (request.body as FormData),
+        body: json ? JSON.stringify(request.body) : request.body,
       });
-      if (!response.ok) throw await openAIFailure(response, WHAT);
+      if (!response.ok) {
+        const failure = await openAIFailure(response, WHAT);
+        // An abort while the error body was arriving is the abort, not that failure.
+        if (ctx.signal.aborted) throw ctx.signal.reason;
+        throw failure;
+      }
       ctx.log.debug({ requestId: response.headers.get('x-request-id'), model: model.info.id }, 'openai answered');
-      const answer = await readJson<{ data?: unknown }>(ctx, response, WHAT, 200 * 1024 * 1024);
+      // Ten base64 PNGs of 1536x1024 can pass 50 MB; the limit only stops a runaway answer.
+      const answer = await readJson<{ data?: unknown }>(ctx, response, WHAT, ANSWER_MAX_BYTES);
       const data = Array.isArray(answer?.data) ? (answer.data as OpenAIImage[]) : [];
       if (data.length === 0) throw new RetryableError('PROVIDER_BAD_OUTPUT', `${WHAT}: the answer holds no images`);
       if (data.length !== input.n) {
