@@ -371,14 +371,15 @@ describe('openai: through Easel', () => {
       },
     });
     try {
-      const submitted = await api(easel.url, 'POST', '/v1/tasks', {
+      const foxTask = {
         provider: 'openai',
         model: 'gpt-image-1',
         prompt: 'a red fox',
         width: 1536,
         height: 1024,
         provider_options: { quality: 'low' },
-      });
+      };
+      const submitted = await api(easel.url, 'POST', '/v1/tasks', foxTask);
       expect(submitted.status).toBe(202);
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed']);
       expect(done.status).toBe('succeeded');
@@ -412,15 +413,37 @@ describe('openai: through Easel', () => {
         provider_options: { background: 'transparent' },
       });
       expect(refused.status).toBe(400);
+
+      // A content-policy refusal fails the task at once, with OpenAI's words.
+      fake.failNext({
+        status: 400,
+        code: 'moderation_blocked',
+        message: 'Your request was rejected by the safety system.',
+      });
+      const blocked = await api(easel.url, 'POST', '/v1/tasks', { ...foxTask, prompt: 'something refused' });
+      const failed = await waitForStatus(easel.url, blocked.body.id, ['succeeded', 'failed']);
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatchObject({ code: 'CONTENT_POLICY' });
+      expect(failed.error!.message).toContain('rejected by the safety system');
+
+      // Quota used up: the key cools down and the task waits in the queue instead of failing.
+      fake.failNext({ status: 429, type: 'insufficient_quota', code: 'insufficient_quota', message: 'quota' });
+      const waiting = await api(easel.url, 'POST', '/v1/tasks', foxTask);
+      const credentials = async () =>
+        (await api<{ data: Array<Record<string, unknown>> }>(easel.url, 'GET', '/v1/admin/credentials?provider=openai'))
+          .body.data;
+      await waitUntil(async () => (await credentials())[0]!.state === 'cooling_down', 10_000);
+      expect((await credentials())[0]).toMatchObject({ last_error: { code: 'PROVIDER_QUOTA_EXCEEDED' } });
+      expect((await api(easel.url, 'GET', `/v1/tasks/${waiting.body.id}`)).body.status).toBe('queued');
     } finally {
       await easel.stop();
     }
   });
 });
 
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
