@@ -2,6 +2,7 @@ import type { Env } from '../config/env.js';
 import { readReplicateConfig, type ReplicateConfig } from './replicate/config.js';
 import { readHuggingFaceConfig, type HuggingFaceConfig } from './huggingface/config.js';
 import { readHfSpaceConfig, type HfSpaceConfig } from './hf-space/config.js';
+import { readOpenAIConfig, type OpenAIConfig } from './openai/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -11,6 +12,7 @@ export interface ProvidersConfig {
   replicate: ReplicateConfig;
   huggingface: HuggingFaceConfig;
   hfSpace: HfSpaceConfig;
+  openai: OpenAIConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -18,5 +20,6 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     replicate: readReplicateConfig(env),
     huggingface: readHuggingFaceConfig(env),
     hfSpace: readHfSpaceConfig(env),
+    openai: readOpenAIConfig(env),
   };
 }

@@ -1,4 +1,5 @@
 import { readProvidersConfig, type ProvidersConfig } from './config.js';
+import { createOpenAIProvider } from './openai/index.js';
 import { ProviderRegistry } from './registry.js';
 import { createReplicateProvider } from './replicate/index.js';
 import { createSketchProvider } from './sketch/index.js';
@@ -12,5 +13,6 @@ export function createProviderRegistry(config: ProvidersConfig = readProvidersCo
     createReplicateProvider(config.replicate),
     createHuggingFaceProvider(config.huggingface),
     createHfSpaceProvider(config.hfSpace),
+    createOpenAIProvider(config.openai),
   ]);
 }
