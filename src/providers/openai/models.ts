@@ -10,14 +10,18 @@ import type { ModelInfo } from '../types.js';
  */
 export type OpenAIFamily = 'gpt-image' | 'dall-e-3' | 'dall-e-2';
 
+/** `info.sizes` (the only sizes the model makes) and `info.maxN` are always set for OpenAI models. */
 export interface OpenAIModel {
-  info: ModelInfo;
+  info: ModelInfo & Required<Pick<ModelInfo, 'sizes' | 'maxN'>>;
   family: OpenAIFamily;
-  /** The `size` values the model takes, as `WIDTHxHEIGHT`; a task must ask for one of them. */
-  sizes: readonly string[];
-  /** Most images one request may ask for (`n`). */
-  maxN: number;
 }
+
+/** `['1024x1024', …]` → ModelInfo sizes. */
+const sizesOf = (sizes: readonly string[]) =>
+  sizes.map((size) => {
+    const [width, height] = size.split('x').map(Number) as [number, number];
+    return { width, height };
+  });
 
 const choice = (values: readonly string[], description: string) =>
   Type.Union(
@@ -82,10 +86,10 @@ const GPT_IMAGE_SIZES = ['1024x1024', '1536x1024', '1024x1536'] as const;
 function gptImage(id: string, description: string, inputFidelity: boolean): OpenAIModel {
   return {
     family: 'gpt-image',
-    sizes: GPT_IMAGE_SIZES,
-    maxN: 10,
     info: {
       id,
+      sizes: sizesOf(GPT_IMAGE_SIZES),
+      maxN: 10,
       kinds: ['txt2img', 'img2img'],
       maxWidth: 1536,
       maxHeight: 1536,
@@ -103,10 +107,10 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
   gptImage('gpt-image-1.5', 'OpenAI GPT Image 1.5: generations and edits (img2img).', true),
   {
     family: 'dall-e-3',
-    sizes: ['1024x1024', '1792x1024', '1024x1792'],
-    maxN: 1,
     info: {
       id: 'dall-e-3',
+      sizes: sizesOf(['1024x1024', '1792x1024', '1024x1792']),
+      maxN: 1,
       kinds: ['txt2img'],
       maxWidth: 1792,
       maxHeight: 1792,
@@ -117,10 +121,10 @@ export const OPENAI_MODELS: readonly OpenAIModel[] = [
   },
   {
     family: 'dall-e-2',
-    sizes: ['256x256', '512x512', '1024x1024'],
-    maxN: 10,
     info: {
       id: 'dall-e-2',
+      sizes: sizesOf(['256x256', '512x512', '1024x1024']),
+      maxN: 10,
       kinds: ['txt2img', 'img2img'],
       maxWidth: 1024,
       maxHeight: 1024,

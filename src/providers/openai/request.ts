@@ -19,20 +19,22 @@ const EDITS_ONLY = ['input_fidelity'];
 const invalid = (message: string) => new PermanentError('INVALID_PROVIDER_OPTIONS', `openai: ${message}`);
 
 /**
- * The checks the submit-time validation cannot express yet: the model's fixed list of sizes,
- * its largest `n`, and options that belong to one endpoint. Also re-checks the options against
- * the model's schema, as the last line of defence for tasks queued by other means.
+ * The last line of defence for tasks queued by other means (submit checks the same from
+ * ModelInfo): the model's fixed sizes, its largest `n`, and options that belong to one endpoint.
  */
 function checkTask(model: OpenAIModel, input: TaskInput): void {
-  const { id } = model.info;
-  const size = `${input.width}x${input.height}`;
-  if (!model.sizes.includes(size)) {
-    throw new PermanentError('UNSUPPORTED_SIZE', `openai: ${id} makes only ${model.sizes.join(', ')}, not ${size}`);
+  const { id, sizes, maxN } = model.info;
+  if (!sizes.some((size) => size.width === input.width && size.height === input.height)) {
+    const allowed = sizes.map((size) => `${size.width}x${size.height}`).join(', ');
+    throw new PermanentError(
+      'UNSUPPORTED_SIZE',
+      `openai: ${id} makes only ${allowed}, not ${input.width}x${input.height}`,
+    );
   }
-  if (input.n > model.maxN) {
+  if (input.n > maxN) {
     throw new PermanentError(
       'UNSUPPORTED_N',
-      `openai: ${id} makes at most ${model.maxN} image${model.maxN === 1 ? '' : 's'} per task, not ${input.n}`,
+      `openai: ${id} makes at most ${maxN} image${maxN === 1 ? '' : 's'} per task, not ${input.n}`,
     );
   }
   if (!model.info.kinds.includes(input.kind)) {
