@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { CredentialAvailability } from '../credentials/availability.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
 import { LOCAL_USER_ID } from '../domain/task.js';
@@ -46,6 +47,8 @@ export interface AppDeps {
     | 'allowedHosts'
     | 'corsOrigins'
     | 'inputs'
+    | 'prices'
+    | 'adminSecret'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -53,6 +56,8 @@ export interface AppDeps {
   hub: EventHub;
   tasks: TaskService;
   credentials: CredentialService;
+  /** Credential pools' states: provider health and why queued tasks wait. */
+  availability: CredentialAvailability;
   log: Logger;
 }
 
@@ -117,6 +122,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storage: deps.storage,
     queue: config.queue,
     deadAfterMs: config.worker.deadAfterMs,
+    availability: deps.availability,
+    prices: config.prices,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -10,6 +10,7 @@ import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import { createLocalStorage } from '../storage/local.js';
 import { TaskService } from '../tasks/service.js';
+import { CredentialAvailability } from '../credentials/availability.js';
 import { CredentialService } from '../credentials/service.js';
 import { buildApp } from './app.js';
 
@@ -32,7 +33,8 @@ export async function buildOpenApiDocument(env: Record<string, string> = {}): Pr
     storage: createLocalStorage(path.join(os.tmpdir(), 'easel-openapi-unused')),
     hub,
     tasks: new TaskService(pool, registry, config, NO_HINTS, hub),
-    credentials: new CredentialService(pool, undefined),
+    credentials: new CredentialService(pool, undefined, { hints: NO_HINTS, registry, deadAfterMs: 30_000 }),
+    availability: new CredentialAvailability(pool, false),
     log,
   });
   try {

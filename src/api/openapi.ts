@@ -304,7 +304,11 @@ const OPERATIONS: Record<string, OperationFacts> = {
       },
     },
   },
-  'GET /v1/providers': { operationId: 'listProviders', problems: {} },
+  'GET /v1/providers': {
+    operationId: 'listProviders',
+    problems: { 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
 };
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { credentialsFromEnv, type EnvCredential } from '../credentials/env-credentials.js';
 import { parseSecretKey } from '../credentials/secret-box.js';
 import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
+import { readPrices, type Prices } from './prices.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -46,6 +47,13 @@ export interface Config {
   secretKey: Buffer | undefined;
   /** Provider secrets in the environment, imported into the credential pool at start. */
   credentialImports: readonly EnvCredential[];
+  /** EASEL_PRICES: credits per image, second or task, by provider or provider/model. */
+  prices: Prices;
+  /**
+   * ADMIN_SECRET: when set, `GET /api/token-status?secret=` (the token view of existing
+   * Hugging Face deployments) answers; unset, that route does not exist.
+   */
+  adminSecret: string | undefined;
   /** Hosted adapters' settings: base URLs, default models (src/providers/config.ts). */
   providers: ProvidersConfig;
 }
@@ -158,6 +166,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     secretKey: readSecretKey(env, 'EASEL_SECRET_KEY'),
     credentialImports: Object.freeze(credentialsFromEnv(env)),
     providers: readProvidersConfig(env),
+    prices: readPrices(env),
+    adminSecret: readAdminSecret(env, 'ADMIN_SECRET'),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(
@@ -229,4 +239,16 @@ function readOriginList(env: Env, name: string): string[] {
     }
     return origin;
   });
+}
+
+/** A guessable secret would open the token view to anyone: at least 16 characters. */
+function readAdminSecret(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  if (!value) return undefined;
+  if (value.length < 16) {
+    throw new ConfigError(
+      `${name} is too short (${value.length} characters): use at least 16, e.g. \`openssl rand -hex 16\``,
+    );
+  }
+  return value;
 }

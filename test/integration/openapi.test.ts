@@ -72,7 +72,7 @@ describe('/openapi.json', () => {
   it('lists the statuses each operation can answer, no more, no fewer', () => {
     expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '503']);
     expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
-    expect(statuses('get', '/v1/providers')).toEqual(['200', '421']);
+    expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '503']);
     expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '503']);
     expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '503']);
     expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual([
