@@ -22,6 +22,7 @@ import { adminCredentialRoutes } from './routes/admin-credentials.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
 
@@ -92,7 +93,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      // The path without the query: a query can carry a secret (`/api/token-status?secret=`).
+      {
+        method: request.method,
+        url: request.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       'request',
     );
   });
@@ -126,6 +133,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     prices: config.prices,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
+  if (config.adminSecret) {
+    await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
+  }
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, homeRoute);
   return app;

@@ -309,6 +309,14 @@ const OPERATIONS: Record<string, OperationFacts> = {
     problems: { 503: DATABASE_DOWN },
     headers: { 503: ['Retry-After'] },
   },
+  'GET /api/token-status': {
+    operationId: 'getTokenStatus',
+    problems: {
+      401: `The query parameter \`secret\` is missing or is not \`ADMIN_SECRET\` (${codes('ADMIN_SECRET_INVALID')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
 };
 

@@ -37,6 +37,7 @@ export const ErrorCodes = {
   CREDENTIAL_EXISTS: { status: 409, title: 'This secret is stored already for this provider' },
   SECRET_KEY_MISSING: { status: 503, title: 'EASEL_SECRET_KEY is not set, so secrets cannot be stored' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
+  ADMIN_SECRET_INVALID: { status: 401, title: 'The secret is missing or wrong' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
