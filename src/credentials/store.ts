@@ -180,15 +180,16 @@ export interface PoolStateCounts {
   cooling_down: number;
   exhausted: number;
   disabled: number;
-  /** Earliest end of a cooldown (or, when the limit is also used up, of that day) among those cooling down. */
+  /** Earliest return among credentials that wait for their cooldown to end. */
   next_cooldown_end: Date | null;
-  /** Earliest daily reset among the credentials whose limit is used up. */
+  /** Earliest return among credentials that wait for their daily reset (after any cooldown). */
   next_daily_reset: Date | null;
 }
 
 /**
  * Every pool's counts by state in one query, from the same state definition as the list view.
- * A disabled credential never comes back by itself, so it adds no time.
+ * A credential both cooling down and at its limit comes back at the later of the two ends, and
+ * is counted under what it then still waits for. A disabled one never comes back by itself.
  */
 export async function countCredentialStates(pool: Queryable): Promise<PoolStateCounts[]> {
   const { rows } = await pool.query<PoolStateCounts>(
@@ -198,11 +199,11 @@ export async function countCredentialStates(pool: Queryable): Promise<PoolStateC
             count(*) FILTER (WHERE state = 'cooling_down')::int AS cooling_down,
             count(*) FILTER (WHERE state = 'exhausted')::int AS exhausted,
             count(*) FILTER (WHERE state = 'disabled')::int AS disabled,
-            min(greatest(cooldown_until, CASE WHEN daily_limit IS NOT NULL AND used_today >= daily_limit
-                                              THEN next_reset_at END))
-              FILTER (WHERE state = 'cooling_down') AS next_cooldown_end,
-            min(next_reset_at) FILTER (WHERE state = 'exhausted') AS next_daily_reset
-     FROM (SELECT ${COLUMNS} FROM credentials) c
+            min(cooldown_until) FILTER (WHERE state = 'cooling_down' AND NOT waits_for_reset) AS next_cooldown_end,
+            min(next_reset_at) FILTER (WHERE state IN ('cooling_down', 'exhausted') AND waits_for_reset) AS next_daily_reset
+     FROM (SELECT c.*, (daily_limit IS NOT NULL AND used_today >= daily_limit
+                        AND (cooldown_until IS NULL OR cooldown_until <= next_reset_at)) AS waits_for_reset
+           FROM (SELECT ${COLUMNS} FROM credentials) c) c
      GROUP BY provider`,
   );
   return rows;
