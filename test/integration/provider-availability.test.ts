@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CredentialSchema } from '../../src/api/routes/admin-credentials.js';
+import type { TaskResource } from '../../src/api/schemas/task.js';
 import type { ProvidersSchema } from '../../src/api/schemas/providers.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createSketchProvider } from '../../src/providers/sketch/index.js';
@@ -58,7 +59,7 @@ const others: TestEasel[] = [];
 /** Every answer body of this file, to look for secrets in at the end. */
 const answers: string[] = [];
 
-async function call<T>(base: string, method: string, route: string, body?: unknown) {
+async function call<T = TaskResource>(base: string, method: string, route: string, body?: unknown) {
   const response = await api<T>(base, method, route, body);
   answers.push(JSON.stringify(response.body));
   return response;
