@@ -108,7 +108,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, docsPageOptions());
 
   const baseUrl = config.publicUrl ?? '';
-  await app.register(taskRoutes, { tasks: deps.tasks, baseUrl, waitMaxSeconds: config.waitMaxSeconds });
+  await app.register(taskRoutes, {
+    tasks: deps.tasks,
+    baseUrl,
+    waitMaxSeconds: config.waitMaxSeconds,
+    uploadMaxBytes: config.inputs.uploadMaxBytes,
+    formFieldMaxBytes: config.bodyLimitBytes,
+  });
   await app.register(eventRoutes, {
     pool: deps.pool,
     hub: deps.hub,
