@@ -167,7 +167,7 @@ export const TaskSchema = Type.Object(
         },
         {
           description:
-            'Set on a queued task whose provider has no usable credential now: the task waits (it is never failed for it) and starts as soon as one is usable. Null otherwise. The same reasons as `unavailable_reason` at GET /v1/providers.',
+            'Set on a queued task whose provider has no usable credential now: the task waits (it is never failed for it) and starts as soon as one is usable. Only on a single queued task, like `queue_position`; null otherwise. The same reasons as `unavailable_reason` at GET /v1/providers.',
         },
       ),
     ),
