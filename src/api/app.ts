@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { CredentialAvailability } from '../credentials/availability.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
 import { LOCAL_USER_ID } from '../domain/task.js';
@@ -22,6 +23,7 @@ import { adminCredentialRoutes } from './routes/admin-credentials.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
 
@@ -47,6 +49,8 @@ export interface AppDeps {
     | 'allowedHosts'
     | 'corsOrigins'
     | 'inputs'
+    | 'prices'
+    | 'adminSecret'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -54,6 +58,8 @@ export interface AppDeps {
   hub: EventHub;
   tasks: TaskService;
   credentials: CredentialService;
+  /** Credential pools' states: provider health and why queued tasks wait. */
+  availability: CredentialAvailability;
   log: Logger;
 }
 
@@ -88,7 +94,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
-      { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      // The path without the query: a query can carry a secret (`/api/token-status?secret=`).
+      {
+        method: request.method,
+        url: request.url.split('?')[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       'request',
     );
   });
@@ -97,7 +109,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, docsPageOptions());
 
   const baseUrl = config.publicUrl ?? '';
-  await app.register(taskRoutes, { tasks: deps.tasks, baseUrl, waitMaxSeconds: config.waitMaxSeconds });
+  await app.register(taskRoutes, {
+    tasks: deps.tasks,
+    baseUrl,
+    waitMaxSeconds: config.waitMaxSeconds,
+    uploadMaxBytes: config.inputs.uploadMaxBytes,
+    formFieldMaxBytes: config.bodyLimitBytes,
+  });
   await app.register(eventRoutes, {
     pool: deps.pool,
     hub: deps.hub,
@@ -118,9 +136,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     storage: deps.storage,
     queue: config.queue,
     deadAfterMs: config.worker.deadAfterMs,
+    availability: deps.availability,
+    prices: config.prices,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
+  if (config.adminSecret) {
+    await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
+  }
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/', { schema: { hide: true } }, homeRoute);
   return app;

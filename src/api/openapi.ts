@@ -62,6 +62,8 @@ interface OperationFacts {
   requestHeaders?: RequestHeader[];
   /** A request body the handler parses itself (multipart), which the route schema cannot declare. */
   requestBody?: OpenAPIV3_1.RequestBodyObject;
+  /** Also takes the JSON body's fields as `multipart/form-data`, with this file field. */
+  formFile?: { field: string; description: string };
 }
 
 const codes = (...list: ErrorCode[]) => list.map((code) => `\`${code}\``).join(', ');
@@ -70,6 +72,7 @@ const BAD_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFOR
 const BAD_ID = `The id is not a UUID (${codes('VALIDATION_FAILED')}), or a body sent along is not JSON (${codes('MALFORMED_JSON')}).`;
 const TOO_LARGE = `The body exceeds \`EASEL_BODY_LIMIT_BYTES\` (${codes('BODY_TOO_LARGE')}).`;
 const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
+const WRONG_SUBMIT_MEDIA_TYPE = `A body that is neither \`application/json\` nor \`multipart/form-data\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
 const NO_TASK = `No task with that id is yours (${codes('TASK_NOT_FOUND')}).`;
 const DATABASE_DOWN = `The database is restarting or out of reach (${codes('DATABASE_UNAVAILABLE')}); try again after \`Retry-After\` seconds.`;
 const WRONG_HOST = `The \`Host\` header names no host this server answers to (${codes('HOST_NOT_ALLOWED')}); see EASEL_ALLOWED_HOSTS.`;
@@ -154,11 +157,16 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'POST /v1/tasks': {
     operationId: 'createTask',
+    formFile: {
+      field: 'image',
+      description:
+        'img2img: the input image file (PNG, JPEG or WebP, at most `EASEL_UPLOAD_MAX_BYTES`, larger is 413). As a text field instead, the same data URL, URL or `upload:<id>` as in JSON.',
+    },
     problems: {
       400: BAD_BODY,
       409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
-      413: TOO_LARGE,
-      415: WRONG_MEDIA_TYPE,
+      413: `${TOO_LARGE} Or, in a form, the \`image\` file exceeds \`EASEL_UPLOAD_MAX_BYTES\`.`,
+      415: WRONG_SUBMIT_MEDIA_TYPE,
       503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already and nothing was written (${codes('QUEUE_FULL')}). Or: ${DATABASE_DOWN}`,
     },
     headers: {
@@ -304,7 +312,20 @@ const OPERATIONS: Record<string, OperationFacts> = {
       },
     },
   },
-  'GET /v1/providers': { operationId: 'listProviders', problems: {} },
+  'GET /v1/providers': {
+    operationId: 'listProviders',
+    problems: { 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /api/token-status': {
+    operationId: 'getTokenStatus',
+    problems: {
+      400: BAD_REQUEST,
+      401: `The query parameter \`secret\` is missing or is not \`ADMIN_SECRET\` (${codes('ADMIN_SECRET_INVALID')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
   'GET /v1/routes': { operationId: 'listRoutes', problems: {} },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
 };
@@ -338,6 +359,7 @@ function applyFacts(path: string, method: string, operation: Operation): void {
   }
   operation.responses = responses;
   if (facts.requestBody) operation.requestBody = facts.requestBody;
+  if (facts.formFile) addFormBody(operation, facts.formFile);
   const declared = new Set(
     (operation.parameters ?? []).map((parameter) => ('name' in parameter ? parameter.name : '')),
   );
@@ -354,6 +376,27 @@ function applyFacts(path: string, method: string, operation: Operation): void {
       })),
     ];
   }
+}
+
+/**
+ * The JSON body's fields as a form: the same schema (numbers are sent as their text), with the
+ * file field binary and `provider_options` as JSON text.
+ */
+function addFormBody(operation: Operation, file: NonNullable<OperationFacts['formFile']>): void {
+  const body = operation.requestBody as OpenAPIV3_1.RequestBodyObject | undefined;
+  const json = body?.content['application/json']?.schema as OpenAPIV3_1.SchemaObject | undefined;
+  if (!body || !json?.properties) throw new Error(`${operation.operationId}: formFile needs a JSON body schema`);
+  const form: OpenAPIV3_1.SchemaObject = {
+    ...json,
+    properties: { ...json.properties, [file.field]: { ...image, description: file.description } },
+  };
+  body.content['multipart/form-data'] = {
+    schema: form,
+    encoding: {
+      [file.field]: { contentType: 'image/png, image/jpeg, image/webp' },
+      provider_options: { contentType: 'application/json' },
+    },
+  };
 }
 
 /** A JSON Schema copy of the Problem body without TypeBox's symbols or its `$id`. */

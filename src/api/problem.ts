@@ -17,6 +17,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_PARTS_LIMIT: 'VALIDATION_FAILED',
   FST_FIELDS_LIMIT: 'VALIDATION_FAILED',
   FST_INVALID_MULTIPART_CONTENT_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  // A form field sent as application/json that is not JSON; a field named like a prototype key.
+  FST_INVALID_JSON_FIELD_ERROR: 'MALFORMED_JSON',
+  FST_PROTO_VIOLATION: 'VALIDATION_FAILED',
 };
 
 /** Fastify's validation contexts, named as the `in` of an issue. */

@@ -61,6 +61,10 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     max_attempts: task.max_attempts,
     queue_position: view.queuePosition,
     eta_seconds: toWholeSeconds(view.etaSeconds),
+    waiting_for: view.waitingFor && {
+      reason: view.waitingFor.reason,
+      available_again_at: view.waitingFor.availableAgainAt?.toISOString() ?? null,
+    },
     cancel_requested: task.cancel_requested_at !== null,
     error: task.error,
     images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),

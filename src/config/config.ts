@@ -3,6 +3,7 @@ import { credentialsFromEnv, type EnvCredential } from '../credentials/env-crede
 import { parseSecretKey } from '../credentials/secret-box.js';
 import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
 import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
+import { readPrices, type Prices } from './prices.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -47,6 +48,13 @@ export interface Config {
   secretKey: Buffer | undefined;
   /** Provider secrets in the environment, imported into the credential pool at start. */
   credentialImports: readonly EnvCredential[];
+  /** EASEL_PRICES: credits per image, second or task, by provider or provider/model. */
+  prices: Prices;
+  /**
+   * ADMIN_SECRET: when set, `GET /api/token-status?secret=` (the token view of existing
+   * Hugging Face deployments) answers; unset, that route does not exist.
+   */
+  adminSecret: string | undefined;
   /** Hosted adapters' settings: base URLs, default models (src/providers/config.ts). */
   providers: ProvidersConfig;
   /** Named model routes from EASEL_ROUTES_FILE (docs/routing.md); empty without the file. */
@@ -162,6 +170,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     credentialImports: Object.freeze(credentialsFromEnv(env)),
     providers: readProvidersConfig(env),
     routes: readRoutesFile(env.EASEL_ROUTES_FILE?.trim() || undefined),
+    prices: readPrices(env),
+    adminSecret: readAdminSecret(env, 'ADMIN_SECRET'),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(
@@ -233,4 +243,16 @@ function readOriginList(env: Env, name: string): string[] {
     }
     return origin;
   });
+}
+
+/** A guessable secret would open the token view to anyone: at least 16 characters. */
+function readAdminSecret(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  if (!value) return undefined;
+  if (value.length < 16) {
+    throw new ConfigError(
+      `${name} is too short (${value.length} characters): use at least 16, e.g. \`openssl rand -hex 16\``,
+    );
+  }
+  return value;
 }

@@ -1,7 +1,10 @@
 import { ApiError } from '../domain/errors.js';
 import type { Pool } from '../db/pool.js';
 import type { SecretBox } from './secret-box.js';
+import type { Hints } from '../db/notifier.js';
+import type { ProviderRegistry } from '../providers/registry.js';
 import {
+  countCredentialsInUse,
   deleteCredential,
   disableCredential,
   enableCredential,
@@ -15,14 +18,27 @@ import {
 } from './store.js';
 
 /** What the admin routes (and so the CLI) may do with credentials, as API errors. */
+export interface CredentialServiceDeps {
+  /** Wakes workers when a pool gains capacity, so waiting tasks start now rather than at the next poll. */
+  hints: Hints;
+  /** Which providers draw on which pool. */
+  registry: ProviderRegistry;
+  /** Running tasks of workers silent this long hold no slot (`in_use` counts as claims do). */
+  deadAfterMs: number;
+}
+
+/** A credential with the tasks running on it now. */
+export type CredentialStatus = CredentialRow & { in_use: number };
+
 export class CredentialService {
   constructor(
     private readonly pool: Pool,
     /** Undefined when no key is configured (external database, no EASEL_SECRET_KEY). */
     private readonly box: SecretBox | undefined,
+    private readonly deps: CredentialServiceDeps,
   ) {}
 
-  async add(input: NewCredential): Promise<CredentialRow> {
+  async add(input: NewCredential): Promise<CredentialStatus> {
     if (!this.box) {
       throw new ApiError(
         'SECRET_KEY_MISSING',
@@ -39,31 +55,53 @@ export class CredentialService {
         },
       );
     }
-    return result.row;
+    this.wakeProvidersOf(result.row.provider);
+    return this.withUse(result.row);
   }
 
-  list(provider?: string): Promise<CredentialRow[]> {
-    return listCredentials(this.pool, provider);
+  async list(provider?: string): Promise<CredentialStatus[]> {
+    const [rows, inUse] = await Promise.all([
+      listCredentials(this.pool, provider),
+      countCredentialsInUse(this.pool, this.deps.deadAfterMs),
+    ]);
+    return rows.map((row) => ({ ...row, in_use: inUse.get(row.id) ?? 0 }));
   }
 
-  async get(id: string): Promise<CredentialRow> {
-    return found(id, await getCredential(this.pool, id));
+  async get(id: string): Promise<CredentialStatus> {
+    return this.withUse(found(id, await getCredential(this.pool, id)));
   }
 
-  async update(id: string, changes: CredentialChanges): Promise<CredentialRow> {
-    return found(id, await updateCredential(this.pool, id, changes));
+  /** Any change may add capacity (a higher concurrency or daily limit, an earlier reset hour). */
+  async update(id: string, changes: CredentialChanges): Promise<CredentialStatus> {
+    const row = found(id, await updateCredential(this.pool, id, changes));
+    this.wakeProvidersOf(row.provider);
+    return this.withUse(row);
   }
 
-  async disable(id: string, reason: string): Promise<CredentialRow> {
-    return found(id, await disableCredential(this.pool, id, reason));
+  async disable(id: string, reason: string): Promise<CredentialStatus> {
+    return this.withUse(found(id, await disableCredential(this.pool, id, reason)));
   }
 
-  async enable(id: string): Promise<CredentialRow> {
-    return found(id, await enableCredential(this.pool, id));
+  async enable(id: string): Promise<CredentialStatus> {
+    const row = found(id, await enableCredential(this.pool, id));
+    this.wakeProvidersOf(row.provider);
+    return this.withUse(row);
   }
 
   async remove(id: string): Promise<void> {
     if (!(await deleteCredential(this.pool, id))) throw notFound(id);
+  }
+
+  private async withUse(row: CredentialRow): Promise<CredentialStatus> {
+    const inUse = await countCredentialsInUse(this.pool, this.deps.deadAfterMs, row.id);
+    return { ...row, in_use: inUse.get(row.id) ?? 0 };
+  }
+
+  /** Sent after the write committed (each statement here commits on its own). */
+  private wakeProvidersOf(pool: string): void {
+    for (const provider of this.deps.registry.list()) {
+      if (provider.credentialPool === pool) this.deps.hints.taskReady(provider.id);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
 import type { SecretBox } from './secret-box.js';
 
 /**
@@ -172,18 +172,61 @@ export async function deleteCredential(pool: Pool, id: string): Promise<boolean>
   return (rowCount ?? 0) > 0;
 }
 
+/** One credential pool's counts by state, and when capacity comes back by itself. */
+export interface PoolStateCounts {
+  provider: string;
+  total: number;
+  active: number;
+  cooling_down: number;
+  exhausted: number;
+  disabled: number;
+  /** Earliest return among credentials that wait for their cooldown to end. */
+  next_cooldown_end: Date | null;
+  /** Earliest return among credentials that wait for their daily reset (after any cooldown). */
+  next_daily_reset: Date | null;
+}
+
 /**
- * A provider's credentials that can take work now (not disabled, not cooling down, under their
- * daily limit), least recently used first. Concurrency in use is the caller's to count: it
- * lives with the running attempts, not in this table.
+ * Every pool's counts by state in one query, from the same state definition as the list view.
+ * A credential both cooling down and at its limit comes back at the later of the two ends, and
+ * is counted under what it then still waits for. A disabled one never comes back by itself.
  */
-export async function listUsableCredentials(pool: Pool, provider: string): Promise<CredentialRow[]> {
-  const { rows } = await pool.query<CredentialRow>(
-    `SELECT * FROM (SELECT ${COLUMNS} FROM credentials WHERE provider = $1) AS c
-     WHERE state = 'active' ORDER BY last_used_at NULLS FIRST, id`,
-    [provider],
+export async function countCredentialStates(pool: Queryable): Promise<PoolStateCounts[]> {
+  const { rows } = await pool.query<PoolStateCounts>(
+    `SELECT provider,
+            count(*)::int AS total,
+            count(*) FILTER (WHERE state = 'active')::int AS active,
+            count(*) FILTER (WHERE state = 'cooling_down')::int AS cooling_down,
+            count(*) FILTER (WHERE state = 'exhausted')::int AS exhausted,
+            count(*) FILTER (WHERE state = 'disabled')::int AS disabled,
+            min(cooldown_until) FILTER (WHERE state = 'cooling_down' AND NOT waits_for_reset) AS next_cooldown_end,
+            min(next_reset_at) FILTER (WHERE state IN ('cooling_down', 'exhausted') AND waits_for_reset) AS next_daily_reset
+     FROM (SELECT c.*, (daily_limit IS NOT NULL AND used_today >= daily_limit
+                        AND (cooldown_until IS NULL OR cooldown_until <= next_reset_at)) AS waits_for_reset
+           FROM (SELECT ${COLUMNS} FROM credentials) c) c
+     GROUP BY provider`,
   );
   return rows;
+}
+
+/**
+ * Running tasks per credential, counting only live workers' (as claims do): a dead worker's
+ * task holds no slot, it is about to be rescued.
+ */
+export async function countCredentialsInUse(
+  pool: Queryable,
+  deadAfterMs: number,
+  id?: string,
+): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ credential_id: string; in_use: number }>(
+    `SELECT t.credential_id, count(*)::int AS in_use
+     FROM tasks t LEFT JOIN workers w ON w.id = t.worker_id
+     WHERE t.status = 'running' AND t.credential_id IS NOT NULL AND ($2::uuid IS NULL OR t.credential_id = $2)
+       AND easel_worker_alive(w.last_seen_at, $1::double precision)
+     GROUP BY t.credential_id`,
+    [deadAfterMs, id ?? null],
+  );
+  return new Map(rows.map((row) => [row.credential_id, row.in_use]));
 }
 
 /** The secret in clear, for the adapter about to call the provider; never log or return it. */

@@ -39,6 +39,7 @@ export const ErrorCodes = {
   UNSUPPORTED_N: { status: 400, title: 'The model does not make this many images per task' },
   AMBIGUOUS_MODEL: { status: 400, title: 'More than one provider serves this model; name the provider' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
+  ADMIN_SECRET_INVALID: { status: 401, title: 'The secret is missing or wrong' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

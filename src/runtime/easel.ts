@@ -5,6 +5,7 @@ import { buildApp } from '../api/app.js';
 import type { Config } from '../config/config.js';
 import { importEnvCredentials } from '../credentials/import-env.js';
 import { openSecretBox } from '../credentials/secret-key-file.js';
+import { CredentialAvailability } from '../credentials/availability.js';
 import { CredentialService } from '../credentials/service.js';
 import { Channels, Listener } from '../db/listener.js';
 import { migrate } from '../db/migrate.js';
@@ -89,18 +90,41 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
       const hub = new EventHub(db.pool, listener, log.child({ component: 'events' }));
       hub.start();
       cleanups.push(async () => hub.close());
-      const tasks = new TaskService(db.pool, registry, config, notifier, hub, {
-        pool: db.pool,
-        storage,
-        maxPixels: config.inputs.maxPixels,
-        fetchUserUrl: createUserUrlFetcher({
-          allowPrivate: config.userUrls.allowPrivate,
-          maxBytes: config.inputs.uploadMaxBytes,
-          timeoutMs: config.userUrls.fetchTimeoutMs,
-        }),
+      const availability = new CredentialAvailability(db.pool, secretBox !== undefined);
+      const tasks = new TaskService(
+        db.pool,
+        registry,
+        config,
+        notifier,
+        hub,
+        {
+          pool: db.pool,
+          storage,
+          maxPixels: config.inputs.maxPixels,
+          fetchUserUrl: createUserUrlFetcher({
+            allowPrivate: config.userUrls.allowPrivate,
+            maxBytes: config.inputs.uploadMaxBytes,
+            timeoutMs: config.userUrls.fetchTimeoutMs,
+          }),
+        },
+        availability,
+      );
+      const credentials = new CredentialService(db.pool, secretBox, {
+        hints: notifier,
+        registry,
+        deadAfterMs: config.worker.deadAfterMs,
       });
-      const credentials = new CredentialService(db.pool, secretBox);
-      const app = await buildApp({ config, pool: db.pool, registry, storage, hub, tasks, credentials, log });
+      const app = await buildApp({
+        config,
+        pool: db.pool,
+        registry,
+        storage,
+        hub,
+        tasks,
+        credentials,
+        availability,
+        log,
+      });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());
       running.app = app;

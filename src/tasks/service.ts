@@ -3,6 +3,7 @@ import { providerConcurrency, type Config } from '../config/config.js';
 import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
+import type { CredentialAvailability, UnavailableReason } from '../credentials/availability.js';
 import { validationFailed, type ValidationIssue } from '../domain/validation.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
 import type { EventHub } from '../events/hub.js';
@@ -48,6 +49,14 @@ export interface TaskView {
   images: TaskImageRow[];
   queuePosition: number | null;
   etaSeconds: number | null;
+  /** Set on a queued task whose provider has no usable credential: why it waits instead of an ETA. */
+  waitingFor: WaitingFor | null;
+}
+
+export interface WaitingFor {
+  reason: UnavailableReason;
+  /** When a credential comes back by itself; null when only an admin can help. */
+  availableAgainAt: Date | null;
 }
 
 export interface SubmitResult {
@@ -84,6 +93,8 @@ export class TaskService {
     private readonly hub?: EventHub,
     /** What img2img submits need to check and keep their input; without it img2img is refused. */
     private readonly inputs?: InputImageDeps,
+    /** Credential pools' states, for `waiting_for`; without it queued tasks never say they wait. */
+    private readonly availability?: CredentialAvailability,
   ) {
     // Checks every route against the providers here: a bad routes file stops the start.
     this.router = new Router(registry, config.routes, config.defaultProvider);
@@ -261,18 +272,29 @@ export class TaskService {
       return { ...bareView(task), images: images.get(task.id) ?? [] };
     }
     if (task.status !== 'queued') return bareView(task);
-    const [ahead, median, slots] = await Promise.all([
+    const [ahead, median, slots, waitingFor] = await Promise.all([
       this.positions.position(task),
       this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
       this.cached('slots', async () => (await liveWorkers(this.pool, this.config.worker.deadAfterMs)).slots),
+      this.waitingFor(task.provider),
     ]);
     const capacity = Math.min(slots ?? 0, providerConcurrency(this.config.queue, task.provider));
     return {
       task,
       images: [],
       queuePosition: ahead,
-      etaSeconds: estimateSeconds({ ahead, capacity, medianRunSeconds: median }),
+      // No usable credential: any number would be invented, so none; `waiting_for` says why.
+      etaSeconds: waitingFor ? null : estimateSeconds({ ahead, capacity, medianRunSeconds: median }),
+      waitingFor,
     };
+  }
+
+  /** Not cached: one small grouped read, and a stale answer would outlive an admin's fix. */
+  private async waitingFor(providerId: string): Promise<WaitingFor | null> {
+    const pool = this.registry.get(providerId)?.credentialPool;
+    if (!pool || !this.availability) return null;
+    const health = await this.availability.of(pool);
+    return health.available ? null : { reason: health.reason, availableAgainAt: health.availableAgainAt };
   }
 
   private cached(key: string, load: () => Promise<number | null>): Promise<number | null> {
@@ -365,7 +387,13 @@ function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
 }
 
 /** The task alone: no images, position or ETA (those take further reads). */
-const bareView = (task: TaskRow): TaskView => ({ task, images: [], queuePosition: null, etaSeconds: null });
+const bareView = (task: TaskRow): TaskView => ({
+  task,
+  images: [],
+  queuePosition: null,
+  etaSeconds: null,
+  waitingFor: null,
+});
 
 /**
  * The request as it will run, defaults applied, so a replay that spells out a default (or

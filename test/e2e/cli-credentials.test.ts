@@ -57,7 +57,9 @@ describe('easel credentials', () => {
     expect(empty.stderr).toMatch(/stdin was empty/);
 
     const listed = succeeded(await cli(['credentials', 'ls']));
-    expect(listed.stdout).toMatch(new RegExp(`${first.id}\\s+replicate\\s+…0042\\s+active\\s+×2\\s+0/9 today\\s+team`));
+    expect(listed.stdout).toMatch(
+      new RegExp(`${first.id}\\s+replicate\\s+…0042\\s+active\\s+0/2 busy\\s+0/9 today\\s+team`),
+    );
     expect(listed.stdout).toContain(secondId);
     const onlyHf = JSON.parse(
       succeeded(await cli(['credentials', 'ls', '--provider', 'huggingface', '--json'])).stdout,

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CredentialAvailability } from '../../src/credentials/availability.js';
 import { CredentialService } from '../../src/credentials/service.js';
 import { buildApp } from '../../src/api/app.js';
 import type { Listener } from '../../src/db/listener.js';
@@ -37,7 +38,12 @@ beforeAll(async () => {
     storage: createLocalStorage(os.tmpdir()),
     hub,
     tasks: new TaskService(easel.pool, registry, easel.config, NO_HINTS),
-    credentials: new CredentialService(easel.pool, undefined),
+    credentials: new CredentialService(easel.pool, undefined, {
+      hints: NO_HINTS,
+      registry,
+      deadAfterMs: easel.config.worker.deadAfterMs,
+    }),
+    availability: new CredentialAvailability(easel.pool, false),
     log: testLogger(),
   });
   lagging = { app, hub, url: await app.listen({ host: '127.0.0.1', port: 0 }) };

@@ -215,6 +215,7 @@ describe('readiness answers carry no server internals', () => {
       hub: undefined as never,
       tasks: undefined as never,
       credentials: undefined as never,
+      availability: undefined as never,
       log: pino({ level: 'silent' }),
     });
     try {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -238,10 +238,10 @@ describe('img2img on sketch', () => {
         what,
       ).toContain(pointer);
     }
-    // Multipart is parsed for uploads only: a multipart submit is still 415.
+    // Multipart is parsed for uploads and submits only (multipart-submit.test.ts): elsewhere 415.
     const form = new FormData();
-    form.append('prompt', 'multipart');
-    const multipart = await fetch(`${easel.url}/v1/tasks`, { method: 'POST', body: form });
+    form.append('reason', 'multipart');
+    const multipart = await fetch(`${easel.url}/v1/tasks/${randomUUID()}/cancel`, { method: 'POST', body: form });
     expect(multipart.status).toBe(415);
     expect(await snapshot()).toEqual(before);
   });

@@ -72,7 +72,7 @@ describe('/openapi.json', () => {
   it('lists the statuses each operation can answer, no more, no fewer', () => {
     expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '503']);
     expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
-    expect(statuses('get', '/v1/providers')).toEqual(['200', '421']);
+    expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '503']);
     expect(statuses('get', '/v1/routes')).toEqual(['200', '421']);
     expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '503']);
     expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '503']);
@@ -107,6 +107,30 @@ describe('/openapi.json', () => {
     const input = operation('get', '/v1/tasks/{id}/input-image');
     expect(input.operationId).toBe('getTaskInputImage');
     expect(Object.keys(input.responses['200']!.content!)).toEqual(['image/png']);
+  });
+
+  it('declares the submit body as JSON and as a form with the same fields and an image file', () => {
+    const body = operation('post', '/v1/tasks').requestBody as {
+      content: Record<
+        string,
+        { schema: { properties: Record<string, unknown>; required: string[] }; encoding?: unknown }
+      >;
+    };
+    expect(Object.keys(body.content)).toEqual(['application/json', 'multipart/form-data']);
+    const json = body.content['application/json']!.schema;
+    const form = body.content['multipart/form-data']!;
+    expect(Object.keys(form.schema.properties)).toEqual(Object.keys(json.properties));
+    expect(form.schema.required).toEqual(['prompt']);
+    expect(form.schema.properties.image).toMatchObject({ type: 'string', format: 'binary' });
+    expect(form.encoding).toMatchObject({ provider_options: { contentType: 'application/json' } });
+  });
+
+  it('documents GET /api/token-status only when ADMIN_SECRET is set', async () => {
+    expect(document.paths['/api/token-status']).toBeUndefined();
+    const withSecret = (await buildOpenApiDocument({ ADMIN_SECRET: 'a-secret-of-enough-length' })) as Document;
+    const tokenStatus = withSecret.paths['/api/token-status']!.get!;
+    expect(tokenStatus.operationId).toBe('getTokenStatus');
+    expect(Object.keys(tokenStatus.responses).sort()).toEqual(['200', '400', '401', '421', '503']);
   });
 
   it('declares the submit answer headers', () => {

@@ -53,3 +53,11 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 });
+
+describe('ADMIN_SECRET', () => {
+  it('is unset by default, kept when long enough, refused when short', () => {
+    expect(loadConfig({}).adminSecret).toBeUndefined();
+    expect(loadConfig({ ADMIN_SECRET: '  0123456789abcdef  ' }).adminSecret).toBe('0123456789abcdef');
+    expect(() => loadConfig({ ADMIN_SECRET: 'short' })).toThrow(/ADMIN_SECRET is too short \(5 characters\)/);
+  });
+});

@@ -1,8 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isIP } from 'node:net';
-import type { CredentialService } from '../../credentials/service.js';
-import type { CredentialRow } from '../../credentials/store.js';
+import type { CredentialService, CredentialStatus } from '../../credentials/service.js';
 import { ApiError } from '../../domain/errors.js';
 import { PROVIDER_ID_PATTERN } from '../../providers/registry.js';
 import { ProblemSchema, SECRET_PATTERN, StorableText, Uuid } from '../schemas/task.js';
@@ -72,6 +71,7 @@ export const CredentialSchema = Type.Object(
       { description: '`exhausted`: its daily limit is used up until `next_reset_at`.' },
     ),
     concurrency: Type.Integer(),
+    in_use: Type.Integer({ description: 'Tasks running on it now (on live workers), out of `concurrency`.' }),
     used_today: Type.Integer(),
     daily_limit: Type.Union([Type.Integer(), Type.Null()]),
     daily_reset_utc_hour: Type.Integer(),
@@ -89,7 +89,7 @@ type CredentialView = Static<typeof CredentialSchema>;
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
 /** The view of a credential: never its secret, only a hint of its last 4 characters. */
-export function credentialView(row: CredentialRow): CredentialView {
+export function credentialView(row: CredentialStatus): CredentialView {
   return {
     id: row.id,
     provider: row.provider,
@@ -97,6 +97,7 @@ export function credentialView(row: CredentialRow): CredentialView {
     secret_hint: `…${row.secret_last4}`,
     state: row.state,
     concurrency: row.concurrency,
+    in_use: row.in_use,
     used_today: row.used_today,
     daily_limit: row.daily_limit,
     daily_reset_utc_hour: row.daily_reset_utc_hour,

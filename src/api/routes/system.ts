@@ -2,6 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger } from 'fastify';
 import { providerConcurrency, type QueueConfig } from '../../config/config.js';
+import { priceOf, type Prices } from '../../config/prices.js';
+import { availabilityOf, CredentialAvailability } from '../../credentials/availability.js';
 import type { Pool } from '../../db/pool.js';
 import { pendingMigrations } from '../../db/migrate.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
@@ -9,6 +11,7 @@ import type { Storage } from '../../storage/storage.js';
 import { queueStats } from '../../tasks/position.js';
 import { liveWorkers } from '../../tasks/workers.js';
 import { sendProblem } from '../problem.js';
+import { ProvidersSchema } from '../schemas/providers.js';
 
 export interface SystemRoutesOptions {
   pool: Pool;
@@ -16,6 +19,8 @@ export interface SystemRoutesOptions {
   storage: Storage;
   queue: QueueConfig;
   deadAfterMs: number;
+  availability: CredentialAvailability;
+  prices: Prices;
 }
 
 /**
@@ -68,44 +73,53 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
     '/v1/providers',
     {
       schema: {
-        summary: 'Providers and their models',
+        summary: 'Providers, their models, prices and whether they can take work now',
+        description:
+          'A provider with a credential pool is `available` while one of its credentials is usable now; otherwise `unavailable_reason` says why and `available_again_at` when a credential comes back by itself (null when only an admin can help). Its queued tasks wait meanwhile; they are never failed for it.',
         tags: ['providers'],
-        response: {
-          200: Type.Object({
-            data: Type.Array(
-              Type.Object({
-                id: Type.String(),
-                concurrency_limit: Type.Integer(),
-                models: Type.Array(
-                  Type.Object({
-                    id: Type.String(),
-                    kinds: Type.Array(Type.String()),
-                    max_width: Type.Integer(),
-                    max_height: Type.Integer(),
-                    max_steps: Type.Integer(),
-                    description: Type.Optional(Type.String()),
-                  }),
-                ),
-              }),
-            ),
-          }),
-        },
+        response: { 200: ProvidersSchema },
       },
     },
-    async () => ({
-      data: registry.list().map((provider) => ({
-        id: provider.id,
-        concurrency_limit: providerConcurrency(queue, provider.id),
-        models: provider.models().map((model) => ({
-          id: model.id,
-          kinds: model.kinds,
-          max_width: model.maxWidth,
-          max_height: model.maxHeight,
-          max_steps: model.maxSteps,
-          description: model.description,
-        })),
-      })),
-    }),
+    async () => {
+      const pools = await options.availability.pools();
+      return {
+        data: registry.list().map((provider) => {
+          const pool = provider.credentialPool;
+          const counts = pool ? CredentialAvailability.countsOf(pools, pool) : undefined;
+          const health = counts
+            ? availabilityOf(counts, options.availability.hasSecretKey)
+            : { available: true, reason: null, availableAgainAt: null };
+          return {
+            id: provider.id,
+            concurrency_limit: providerConcurrency(queue, provider.id),
+            available: health.available,
+            unavailable_reason: health.reason,
+            available_again_at: health.availableAgainAt?.toISOString() ?? null,
+            credentials:
+              pool && counts
+                ? {
+                    pool,
+                    total: counts.total,
+                    active: counts.active,
+                    cooling_down: counts.cooling_down,
+                    exhausted: counts.exhausted,
+                    disabled: counts.disabled,
+                  }
+                : null,
+            models: provider.models().map((model) => ({
+              id: model.id,
+              kinds: model.kinds,
+              max_width: model.maxWidth,
+              max_height: model.maxHeight,
+              max_steps: model.maxSteps,
+              description: model.description,
+              options: model.options ?? null,
+              price: priceOf(options.prices, provider.id, model.id),
+            })),
+          };
+        }),
+      };
+    },
   );
 
   app.get(

@@ -1,4 +1,5 @@
 import { Type, type Static, type StringOptions } from '@sinclair/typebox';
+import { UnavailableReasonSchema } from './providers.js';
 import { PROVIDER_OPTIONS_LIMITS } from '../../tasks/provider-options.js';
 import { STORABLE_TEXT_PATTERN, UNSTORABLE_TEXT_MESSAGE, type PatternRule } from '../../domain/validation.js';
 
@@ -166,7 +167,29 @@ export const TaskSchema = Type.Object(
     attempt: Type.Integer(),
     max_attempts: Type.Integer(),
     queue_position: Nullable(Type.Integer({ description: 'Tasks ahead of this one; only on a single queued task.' })),
-    eta_seconds: Nullable(Type.Number({ description: 'Estimated seconds until finished, from recent run times.' })),
+    eta_seconds: Nullable(
+      Type.Number({
+        description:
+          'Estimated seconds until finished, from recent run times. Null without recent runs, and while `waiting_for` is set.',
+      }),
+    ),
+    waiting_for: Nullable(
+      Type.Object(
+        {
+          reason: UnavailableReasonSchema,
+          available_again_at: Nullable(
+            Type.String({
+              format: 'date-time',
+              description: 'When a credential comes back by itself; null when only an admin can help.',
+            }),
+          ),
+        },
+        {
+          description:
+            'Set on a queued task whose provider has no usable credential now: the task waits (it is never failed for it) and starts as soon as one is usable. Only on a single queued task, like `queue_position`; null otherwise. The same reasons as `unavailable_reason` at GET /v1/providers.',
+        },
+      ),
+    ),
     cancel_requested: Type.Boolean(),
     error: Nullable(TaskErrorSchema),
     images: Type.Array(ImageSchema),

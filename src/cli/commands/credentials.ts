@@ -89,7 +89,7 @@ export async function listCredentials(client: EaselClient, options: JsonOption &
         credential.provider.padEnd(12),
         credential.secret_hint,
         credential.state.padEnd(12),
-        `×${credential.concurrency}`,
+        `${credential.in_use}/${credential.concurrency} busy`.padEnd(10),
         usage(credential).padEnd(14),
         credential.label,
         note(credential),
