@@ -49,12 +49,7 @@ const COLUMNS = `
   id, provider, label, secret_last4, concurrency, daily_limit, daily_reset_utc_hour,
   ${USED_TODAY} AS used_today,
   ${NEXT_RESET} AS next_reset_at,
-  CASE
-    WHEN disabled_reason IS NOT NULL THEN 'disabled'
-    WHEN cooldown_until > now() THEN 'cooling_down'
-    WHEN daily_limit IS NOT NULL AND ${USED_TODAY} >= daily_limit THEN 'exhausted'
-    ELSE 'active'
-  END AS state,
+  easel_credential_state(credentials) AS state,
   cooldown_until, disabled_reason, last_error_code, last_error_at, last_used_at, created_at, updated_at`;
 
 export interface NewCredential {

@@ -146,12 +146,13 @@ async function openCredential(deps: AttemptDeps, task: TaskRow): Promise<Credent
  * A 429, a quota answer or a refusal is about the credential, not the task: the credential
  * cools down (or is disabled), and the task goes back to the queue uncounted for another one.
  */
-function credentialOutcome(error: unknown, cooldownMs: number): CredentialOutcome | undefined {
+function credentialOutcome(error: unknown, failure: Failure, cooldownMs: number): CredentialOutcome | undefined {
   if (error instanceof QuotaExceededError) return { kind: 'cool_down', code: error.code, ms: error.retryAfterMs };
   if (error instanceof RateLimitedError) {
     return { kind: 'cool_down', code: error.code, ms: error.retryAfterMs ?? cooldownMs };
   }
-  if (error instanceof CredentialError) return { kind: 'disable', code: error.code, reason: error.message };
+  // The reason is the stored (redacted) message: a refusal often quotes the token it refused.
+  if (error instanceof CredentialError) return { kind: 'disable', code: error.code, reason: failure.error.message };
   if (error instanceof ProviderError) return { kind: 'note', code: error.code };
   return undefined;
 }
@@ -204,7 +205,8 @@ async function recordFailure(
     log.warn('credential deleted before the attempt started; task queued again');
     return;
   }
-  const outcome = credential && why !== 'timeout' ? credentialOutcome(error, deps.credentialCooldownMs) : undefined;
+  const outcome =
+    credential && why !== 'timeout' ? credentialOutcome(error, failure, deps.credentialCooldownMs) : undefined;
   if (credential && outcome) {
     await untilDatabaseAnswers(() => recordCredentialOutcome(deps.pool, credential.id, outcome), retry);
     if (outcome.kind !== 'note') {

@@ -43,6 +43,12 @@ export interface HuggingFaceFake {
   loading(times: number, estimatedTime: number): void;
   /** Answer this much later (ms). */
   slow(ms: number): void;
+  /** This token's next `times` requests get 429 with `Retry-After: retryAfter` (seconds). */
+  throttle(token: string, times: number, retryAfter: number): void;
+  /** Every answer sent, in order, with the token it was for. */
+  answers: Array<{ token: string | undefined; status: number }>;
+  /** The most requests of one token the fake was answering at once. */
+  maxInFlight: Map<string, number>;
   /** The next answer is 200 with bytes that are no image. */
   malformedNext(): void;
   close(): Promise<void>;
@@ -55,9 +61,14 @@ export async function startHuggingFaceFake(
   const requests: HfRequest[] = [];
   let delayMs = 0;
   let aborted = 0;
+  const throttled = new Map<string, { times: number; retryAfter: number }>();
+  const answers: HuggingFaceFake['answers'] = [];
+  const inFlight = new Map<string, number>();
+  const maxInFlight = new Map<string, number>();
   const models = options.models ? new Set(options.models) : undefined;
 
-  const send = (res: http.ServerResponse, answer: ScriptedAnswer) => {
+  const send = (res: http.ServerResponse, answer: ScriptedAnswer, token?: string) => {
+    answers.push({ token, status: answer.status });
     const isBuffer = Buffer.isBuffer(answer.body);
     res.writeHead(answer.status, {
       'content-type': isBuffer ? 'image/png' : 'application/json',
@@ -82,6 +93,12 @@ export async function startHuggingFaceFake(
           body = undefined;
         }
         requests.push({ model, token, body });
+        if (token) {
+          const now = (inFlight.get(token) ?? 0) + 1;
+          inFlight.set(token, now);
+          maxInFlight.set(token, Math.max(now, maxInFlight.get(token) ?? 0));
+          res.on('close', () => inFlight.set(token, inFlight.get(token)! - 1));
+        }
         if (delayMs > 0) {
           const closed = await new Promise<boolean>((resolve) => {
             const timer = setTimeout(() => resolve(false), delayMs);
@@ -98,8 +115,21 @@ export async function startHuggingFaceFake(
         if (!token || !options.tokens.includes(token)) {
           return send(res, { status: 401, body: { error: 'Invalid credentials in Authorization header' } });
         }
+        const throttle = throttled.get(token);
+        if (throttle && throttle.times > 0) {
+          throttle.times--;
+          return send(
+            res,
+            {
+              status: 429,
+              body: { error: 'Rate limit reached. Please retry later.' },
+              headers: { 'retry-after': String(throttle.retryAfter) },
+            },
+            token,
+          );
+        }
         const scripted = script.shift();
-        if (scripted) return send(res, scripted);
+        if (scripted) return send(res, scripted, token);
         if (models && !models.has(model))
           return send(res, { status: 404, body: { error: `Model ${model} does not exist` } });
         const problem = validate(body, req.headers['content-type']);
@@ -110,7 +140,7 @@ export async function startHuggingFaceFake(
         })
           .png()
           .toBuffer();
-        return send(res, { status: 200, body: png });
+        return send(res, { status: 200, body: png }, token);
       })().catch((error: unknown) => send(res, { status: 500, body: { error: String(error) } }));
     });
   });
@@ -141,6 +171,11 @@ export async function startHuggingFaceFake(
     slow(ms) {
       delayMs = ms;
     },
+    throttle(token, times, retryAfter) {
+      throttled.set(token, { times, retryAfter });
+    },
+    answers,
+    maxInFlight,
     malformedNext() {
       script.push({ status: 200, body: Buffer.from('this is not a png') });
     },

@@ -7,6 +7,7 @@ import { buildApp } from '../../src/api/app.js';
 import { EASEL_LOGO_SVG } from '../../src/api/home-page.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createPool } from '../../src/db/pool.js';
+import { Router } from '../../src/routing/router.js';
 import { createProviderRegistry } from '../../src/providers/index.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
@@ -213,7 +214,8 @@ describe('readiness answers carry no server internals', () => {
       registry: createProviderRegistry(),
       storage: createLocalStorage('/tmp/easel-unused'),
       hub: undefined as never,
-      tasks: undefined as never,
+      // Only the routes list reads the task service when the app is built.
+      tasks: { router: new Router(createProviderRegistry(), [], 'sketch') } as never,
       credentials: undefined as never,
       availability: undefined as never,
       log: pino({ level: 'silent' }),
