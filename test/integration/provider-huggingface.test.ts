@@ -98,6 +98,16 @@ describe('huggingface adapter', () => {
     expect((error as Error).message).not.toContain('hf_wrong');
   });
 
+  it('a 403 for a gated model refuses the request, while any other 403 refuses the token', async () => {
+    fake.failNext(403, {
+      body: { error: 'Access to model black-forest-labs/FLUX.1-dev is restricted. You must have access to it.' },
+    });
+    const gated = await run().result.catch((e: unknown) => e);
+    expect(gated).toBeInstanceOf(PermanentError);
+    fake.failNext(403, { body: { error: 'This authentication method does not have sufficient permissions.' } });
+    await expect(run().result).rejects.toBeInstanceOf(CredentialError);
+  });
+
   it('402 and the monthly-credits wording are QuotaExceeded', async () => {
     fake.failNext(402, { body: { error: 'You have exceeded your monthly included credits for Inference Providers.' } });
     await expect(run().result).rejects.toBeInstanceOf(QuotaExceededError);

@@ -112,6 +112,8 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
               max_width: model.maxWidth,
               max_height: model.maxHeight,
               max_steps: model.maxSteps,
+              sizes: model.sizes?.map(({ width, height }) => ({ width, height })) ?? null,
+              max_n: model.maxN ?? null,
               description: model.description,
               options: model.options ?? null,
               price: priceOf(options.prices, provider.id, model.id),

@@ -33,6 +33,12 @@ const ModelSchema = Type.Object({
   max_width: Type.Integer(),
   max_height: Type.Integer(),
   max_steps: Type.Integer(),
+  sizes: Type.Union([Type.Array(Type.Object({ width: Type.Integer(), height: Type.Integer() })), Type.Null()], {
+    description: 'The only sizes the model makes (the first is the default); null when any size within the maxima.',
+  }),
+  max_n: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Most images per task; null when only the API limit applies.',
+  }),
   description: Type.Optional(Type.String()),
   options: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], {
     description:

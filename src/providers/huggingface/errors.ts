@@ -1,5 +1,11 @@
 import { errorForStatus, parseRetryAfterMs, readErrorDetail } from '../http.js';
-import { CredentialError, QuotaExceededError, RateLimitedError, type ProviderError } from '../errors.js';
+import {
+  CredentialError,
+  PermanentError,
+  QuotaExceededError,
+  RateLimitedError,
+  type ProviderError,
+} from '../errors.js';
 
 /**
  * Hugging Face's answers about money come in several words: 402 "You have exceeded your monthly
@@ -7,6 +13,9 @@ import { CredentialError, QuotaExceededError, RateLimitedError, type ProviderErr
  * means this token is spent until its credits come back, not that the request is wrong.
  */
 const QUOTA_WORDS = /exceeded your monthly included credits|quota|pre-?paid credits|payment required/i;
+
+/** How the Hub words a 403 for a model the token may not use (gated repos, restricted access). */
+const GATED_WORDS = /gated|restricted|access to model|request access|not in the authorized list/i;
 
 /** The body of a "model is loading" 503 (the serverless API's historic shape). */
 export interface LoadingAnswer {
@@ -37,6 +46,9 @@ export async function huggingFaceError(response: Response, what: string): Promis
   const retryAfterMs = parseRetryAfterMs(response.headers);
   if (response.status === 402 || QUOTA_WORDS.test(detail)) return new QuotaExceededError(message, retryAfterMs);
   if (response.status === 429) return new RateLimitedError(message, retryAfterMs);
+  // A gated or restricted model answers 403 to a token that works for every other model:
+  // that is this request's problem, and disabling the token would stop all its other work.
+  if (response.status === 403 && GATED_WORDS.test(detail)) return new PermanentError('PROVIDER_REJECTED', message);
   if (response.status === 401 || response.status === 403) {
     return new CredentialError('PROVIDER_CREDENTIAL_REJECTED', message);
   }
