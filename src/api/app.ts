@@ -7,7 +7,7 @@ import type { Config } from '../config/config.js';
 import type { CredentialAvailability } from '../credentials/availability.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
-import { LOCAL_USER_ID } from '../domain/task.js';
+import { registerAuth } from './auth.js';
 import type { EventHub } from '../events/hub.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
@@ -27,13 +27,6 @@ import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Who is asking. The built-in local user until API keys arrive. */
-    userId: string;
-  }
-}
-
 export interface AppDeps {
   config: Pick<
     Config,
@@ -51,6 +44,7 @@ export interface AppDeps {
     | 'inputs'
     | 'prices'
     | 'adminSecret'
+    | 'authMode'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -88,10 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHostCheck(app, config);
   registerMethodNotAllowed(app);
   await registerCors(app, config.corsOrigins);
-  app.decorateRequest('userId', '');
-  app.addHook('onRequest', async (request) => {
-    request.userId = LOCAL_USER_ID;
-  });
+  registerAuth(app, { pool: deps.pool, mode: config.authMode });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
       // The path without the query: a query can carry a secret (`/api/token-status?secret=`).

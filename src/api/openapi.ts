@@ -80,7 +80,7 @@ const WRONG_HOST = `The \`Host\` header names no host this server answers to (${
 const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
 const image = { type: 'string', format: 'binary' } as const;
 
-const NOT_LOCAL = `The request did not come from a loopback address (${codes('ADMIN_LOCAL_ONLY')}): until API keys exist, admin routes answer only this machine.`;
+const NOT_ADMIN = `The API key is not an admin's (${codes('ADMIN_REQUIRED')}).`;
 const NO_CREDENTIAL = `No credential with that id (${codes('CREDENTIAL_NOT_FOUND')}).`;
 const ADMIN_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
 
@@ -89,7 +89,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     operationId: 'addCredential',
     problems: {
       400: ADMIN_BODY,
-      403: NOT_LOCAL,
+      403: NOT_ADMIN,
       409: `This secret is stored already for this provider (${codes('CREDENTIAL_EXISTS')}); \`existing_id\` names it.`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
@@ -99,19 +99,19 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /v1/admin/credentials': {
     operationId: 'listCredentials',
-    problems: { 400: BAD_REQUEST, 403: NOT_LOCAL, 503: DATABASE_DOWN },
+    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN, 503: DATABASE_DOWN },
     headers: { 503: ['Retry-After'] },
   },
   'GET /v1/admin/credentials/{id}': {
     operationId: 'getCredential',
-    problems: { 400: BAD_REQUEST, 403: NOT_LOCAL, 404: NO_CREDENTIAL, 503: DATABASE_DOWN },
+    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN, 404: NO_CREDENTIAL, 503: DATABASE_DOWN },
     headers: { 503: ['Retry-After'] },
   },
   'PATCH /v1/admin/credentials/{id}': {
     operationId: 'updateCredential',
     problems: {
       400: ADMIN_BODY,
-      403: NOT_LOCAL,
+      403: NOT_ADMIN,
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
@@ -123,7 +123,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     operationId: 'disableCredential',
     problems: {
       400: ADMIN_BODY,
-      403: NOT_LOCAL,
+      403: NOT_ADMIN,
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
@@ -135,7 +135,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     operationId: 'enableCredential',
     problems: {
       400: BAD_ID,
-      403: NOT_LOCAL,
+      403: NOT_ADMIN,
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
@@ -147,7 +147,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     operationId: 'deleteCredential',
     problems: {
       400: BAD_ID,
-      403: NOT_LOCAL,
+      403: NOT_ADMIN,
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,

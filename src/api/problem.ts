@@ -59,6 +59,13 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       // A refusal that ends with "come back later" says when, in the header too.
       const retryAfter = error.extra.retry_after_seconds;
       if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      // RFC 6750: a 401 for a missing or bad bearer token says which scheme to use.
+      if (error.code === 'AUTH_REQUIRED' || error.code === 'INVALID_API_KEY') {
+        reply.header(
+          'www-authenticate',
+          `Bearer realm="easel"${error.code === 'INVALID_API_KEY' ? ', error="invalid_token"' : ''}`,
+        );
+      }
       return sendProblem(reply, error.code, error.message, error.extra);
     }
     if (error.validation) {

@@ -3,15 +3,22 @@ import { credentialsFromEnv, type EnvCredential } from '../credentials/env-crede
 import { parseSecretKey } from '../credentials/secret-box.js';
 import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
 import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
+import { looksLikeKey } from '../auth/api-keys.js';
 import { readPrices, type Prices } from './prices.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
+/** `local`: keyless requests act as the local admin; `required`: every request needs an API key. */
+export type AuthMode = 'local' | 'required';
 
 /** Everything Easel reads from its environment, parsed once at start. `.env.example` documents each. */
 export interface Config {
   host: string;
   port: number;
+  /** EASEL_AUTH; the default follows `host` (local on a loopback address, required elsewhere). */
+  authMode: AuthMode;
+  /** EASEL_ADMIN_KEY: an admin API key made (once) at start, to bootstrap the first admin. */
+  adminKey: string | undefined;
   /** Base for absolute URLs in answers (image links); unset = relative URLs. */
   publicUrl: string | undefined;
   dataDir: string;
@@ -112,8 +119,11 @@ const SECOND = 1000;
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const dataDir = path.resolve(readString(env, 'EASEL_DATA_DIR', './data'));
+  const host = readHost(env, 'HOST', '127.0.0.1');
   const config: Config = {
-    host: readHost(env, 'HOST', '127.0.0.1'),
+    host,
+    authMode: readAuthMode(env, host),
+    adminKey: readAdminKey(env, 'EASEL_ADMIN_KEY'),
     port: readInt(env, 'PORT', 8080, { min: 0, max: 65535 }),
     publicUrl: readUrl(env, 'EASEL_PUBLIC_URL', ['http:', 'https:'])?.replace(/\/+$/, ''),
     dataDir,
@@ -185,6 +195,40 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     );
   }
   return Object.freeze(config);
+}
+
+/** Loopback addresses and `localhost`: only this machine can reach a server bound there. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
+}
+
+/**
+ * `local` on a network address would make every visitor the admin: refused unless forced with
+ * EASEL_AUTH_FORCE_LOCAL=true (and then loudly warned about at start).
+ */
+function readAuthMode(env: Env, host: string): AuthMode {
+  const loopback = isLoopbackHost(host);
+  const mode = readChoice(env, 'EASEL_AUTH', loopback ? 'local' : 'required', ['local', 'required']);
+  const forced = readChoice(env, 'EASEL_AUTH_FORCE_LOCAL', 'false', ['true', 'false']) === 'true';
+  if (mode === 'local' && !loopback && !forced) {
+    throw new ConfigError(
+      `EASEL_AUTH=local on HOST=${host} would let anyone who can reach this address act as the admin, without a key. Use EASEL_AUTH=required (the default off loopback), bind HOST=127.0.0.1, or set EASEL_AUTH_FORCE_LOCAL=true if a proxy or firewall really guards the port`,
+    );
+  }
+  return mode;
+}
+
+function readAdminKey(env: Env, name: string): string | undefined {
+  const key = env[name]?.trim();
+  if (!key) return undefined;
+  if (!looksLikeKey(key)) {
+    // Never echo the value.
+    throw new ConfigError(
+      `${name} must be an Easel API key: easel_sk_ followed by 43 characters of A-Z, a-z, 0-9, - or _ (make one with \`easel keys generate\`)`,
+    );
+  }
+  return key;
 }
 
 export function providerConcurrency(queue: QueueConfig, provider: string): number {

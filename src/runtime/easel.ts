@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
 import type { Config } from '../config/config.js';
 import { importEnvCredentials } from '../credentials/import-env.js';
+import { ensureAdminKey } from '../auth/bootstrap.js';
+import { isLoopbackHost } from '../config/config.js';
 import { openSecretBox } from '../credentials/secret-key-file.js';
 import { CredentialAvailability } from '../credentials/availability.js';
 import { CredentialService } from '../credentials/service.js';
@@ -58,6 +60,13 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const db = await openDatabase(config, log, { poolSize: options.roles.worker ? 20 : 10 });
     cleanups.push(() => db.close());
     await migrate(db.pool, log);
+    if (config.adminKey) await ensureAdminKey(db.pool, config.adminKey, log);
+    if (config.authMode === 'local' && !isLoopbackHost(config.host) && options.roles.api) {
+      log.warn(
+        { host: config.host },
+        'EASEL_AUTH=local on a network address (forced): every request without a key acts as the ADMIN. Only behind a proxy or firewall you control.',
+      );
+    }
     const secretBox = await openSecretBox(config, log);
     await importEnvCredentials(db.pool, secretBox, config.credentialImports, log.child({ component: 'credentials' }));
 

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../src/credentials/secret-box.js';
 import { readCredentialSecret } from '../../src/credentials/store.js';
-import { createTestDatabase } from '../helpers/database.js';
+import { createApiKey } from '../../src/auth/api-keys.js';
+import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 
 const KEY = randomBytes(32);
@@ -183,26 +184,25 @@ describe('admin credential routes', () => {
     }
   });
 
-  it('answers only loopback peers: others get 403 ADMIN_LOCAL_ONLY and nothing is written', async () => {
+  it('answers only admins: a user key gets 403 ADMIN_REQUIRED, a bad key 401, and nothing is written', async () => {
     const before = await count();
-    for (const remoteAddress of ['10.0.0.5', '192.168.1.20', '::ffff:10.0.0.5', 'fd00::1', '128.0.0.1']) {
-      const response = await easel.app!.inject({
-        method: 'POST',
-        url: '/v1/admin/credentials',
-        remoteAddress,
-        payload: { provider: 'replicate', secret: 'r8_FromAfar12345' },
-      });
-      expect(response.statusCode, remoteAddress).toBe(403);
-      expect(response.json()).toMatchObject({ code: 'ADMIN_LOCAL_ONLY' });
-      expect((await easel.app!.inject({ method: 'GET', url: '/v1/admin/credentials', remoteAddress })).statusCode).toBe(
-        403,
-      );
-    }
+    const userId = await createUser(easel.pool, 'not-an-admin');
+    const { key } = await createApiKey(easel.pool, userId, 'test');
+    const asUser = { authorization: `Bearer ${key}` };
+    const add = { provider: 'replicate', secret: 'r8_FromAUser12345' };
+    const refused = await api<Problem>(easel.url, 'POST', '/v1/admin/credentials', add, asUser);
+    expect(refused.status).toBe(403);
+    expect(refused.body.code).toBe('ADMIN_REQUIRED');
+    expect((await api(easel.url, 'GET', '/v1/admin/credentials', undefined, asUser)).status).toBe(403);
+    const badKey = await api<Problem>(easel.url, 'POST', '/v1/admin/credentials', add, {
+      authorization: `Bearer easel_sk_${'x'.repeat(43)}`,
+    });
+    expect(badKey.status).toBe(401);
+    expect(badKey.body.code).toBe('INVALID_API_KEY');
+    expect(badKey.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(await count()).toBe(before);
-    for (const remoteAddress of ['127.0.0.1', '127.8.9.10', '::1', '::ffff:127.0.0.1']) {
-      const response = await easel.app!.inject({ method: 'GET', url: '/v1/admin/credentials', remoteAddress });
-      expect(response.statusCode, remoteAddress).toBe(200);
-    }
+    // Local mode without a key: the local admin.
+    expect((await api(easel.url, 'GET', '/v1/admin/credentials')).status).toBe(200);
   });
 });
 

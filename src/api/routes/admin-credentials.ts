@@ -1,9 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { isIP } from 'node:net';
 import type { CredentialService, CredentialStatus } from '../../credentials/service.js';
-import { ApiError } from '../../domain/errors.js';
 import { PROVIDER_ID_PATTERN } from '../../providers/registry.js';
+import { requireAdmin } from '../auth.js';
 import { ProblemSchema, SECRET_PATTERN, StorableText, Uuid } from '../schemas/task.js';
 
 export interface AdminCredentialRoutesOptions {
@@ -113,31 +112,12 @@ export function credentialView(row: CredentialStatus): CredentialView {
   };
 }
 
-/** 127.0.0.0/8, ::1 and IPv4-mapped 127.x: the request came from this machine. */
-export function isLoopbackAddress(address: string | undefined): boolean {
-  if (!address) return false;
-  const v4 = address.toLowerCase().startsWith('::ffff:') ? address.slice(7) : address;
-  if (isIP(v4) === 4) return v4.startsWith('127.');
-  // Node reports IPv6 peers in compressed form; the long form is accepted for inject() callers.
-  return address === '::1' || address === '0:0:0:0:0:0:0:1';
-}
-
 const problems = { 400: ProblemSchema, 403: ProblemSchema, 404: ProblemSchema };
 
-/**
- * The credential pool's admin routes. Until users and API keys exist they answer only requests
- * whose TCP peer is loopback: the socket address, never a forwarded header a client could write.
- */
+/** The credential pool's admin routes: admins only (an admin key, or local mode without a key). */
 export const adminCredentialRoutes: FastifyPluginAsyncTypebox<AdminCredentialRoutesOptions> = async (app, options) => {
   const { credentials } = options;
-  app.addHook('onRequest', async (request) => {
-    if (!isLoopbackAddress(request.socket.remoteAddress)) {
-      throw new ApiError(
-        'ADMIN_LOCAL_ONLY',
-        'credential admin routes answer only requests from this machine (127.0.0.1 or ::1) until API keys exist',
-      );
-    }
-  });
+  app.addHook('onRequest', requireAdmin);
   const tags = ['admin'];
 
   app.post(

@@ -1,0 +1,73 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authenticateKey, type Principal } from '../auth/api-keys.js';
+import type { AuthMode } from '../config/config.js';
+import type { Queryable } from '../db/pool.js';
+import { ApiError } from '../domain/errors.js';
+import { LOCAL_USER_ID } from '../domain/task.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who the request acts as; set by the auth hook before any route runs. */
+    principal: Principal;
+    /** `principal.userId`, kept as its own field for the routes that only need the owner. */
+    userId: string;
+  }
+}
+
+/** Keyless requests in local mode act as the built-in local user, an admin (migration 0009). */
+export const LOCAL_ADMIN: Principal = Object.freeze({ userId: LOCAL_USER_ID, role: 'admin', keyId: null });
+
+/**
+ * Routes anyone may call: health, the docs, the home page, and the token-status view (guarded by
+ * its own ADMIN_SECRET). Matched on the route pattern, so a query string changes nothing.
+ */
+function isPublicRoute(route: string | undefined): boolean {
+  if (route === undefined) return false;
+  return (
+    route === '/' ||
+    route === '/healthz' ||
+    route === '/readyz' ||
+    route === '/openapi.json' ||
+    route === '/api/token-status' ||
+    route === '/docs' ||
+    route.startsWith('/docs/')
+  );
+}
+
+/** `Authorization: Bearer <key>` → the key; undefined without the header. */
+function bearerKey(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined) return undefined;
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  if (!match) throw new ApiError('INVALID_API_KEY', 'Authorization must be `Bearer <API key>`');
+  return match[1];
+}
+
+/**
+ * Every request gets a principal before its route runs. `local`: a request without a key is the
+ * local admin (so `npm start` needs no set-up on this machine); `required`: every request needs
+ * a key. A key that is sent must be valid in both modes: a wrong key is never quietly ignored.
+ */
+export function registerAuth(app: FastifyInstance, options: { pool: Queryable; mode: AuthMode }): void {
+  app.decorateRequest('principal', null as unknown as Principal);
+  app.decorateRequest('userId', '');
+  app.addHook('onRequest', async (request) => {
+    const key = isPublicRoute(request.routeOptions.url) ? undefined : bearerKey(request);
+    let principal: Principal | undefined;
+    if (key !== undefined) {
+      principal = await authenticateKey(options.pool, key);
+      if (!principal) throw new ApiError('INVALID_API_KEY');
+    } else if (options.mode === 'local' || isPublicRoute(request.routeOptions.url)) {
+      principal = LOCAL_ADMIN;
+    } else {
+      throw new ApiError('AUTH_REQUIRED');
+    }
+    request.principal = principal;
+    request.userId = principal.userId;
+  });
+}
+
+/** A route hook: only admins pass; anyone else gets 403 ADMIN_REQUIRED. */
+export async function requireAdmin(request: FastifyRequest): Promise<void> {
+  if (request.principal.role !== 'admin') throw new ApiError('ADMIN_REQUIRED');
+}
