@@ -430,6 +430,18 @@ describe('POST /v1/admin/queue/clear', () => {
       expect(refused.status).toBe(400);
       expect(refused.body.errors).toEqual([expect.objectContaining({ field: 'confirm' })]);
     }
+    // No body at all, a body that is not JSON, and unknown fields are refused the same way.
+    const bare = await fetch(`${easel.url}/v1/admin/queue/clear`, { method: 'POST', headers: as('admin') });
+    expect(bare.status).toBe(400);
+    const text = await fetch(`${easel.url}/v1/admin/queue/clear`, {
+      method: 'POST',
+      headers: { ...as('admin'), 'content-type': 'text/plain' },
+      body: 'confirm=clear',
+    });
+    expect(text.status).toBe(415);
+    const unknown = await asAdmin<Problem>('POST', '/v1/admin/queue/clear', { confirm: 'clear', everything: true });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.errors?.[0]?.field).toBe('everything');
     expect(await statusOf(queued)).toBe('queued');
   });
 
