@@ -39,26 +39,28 @@ async function inBatches(
   pool: Pool,
   selection: DeadLetterSelection,
   work: (client: PoolClient, tasks: TaskRow[]) => Promise<string[] | void>,
-): Promise<DeadLetterOutcome & { committed: string[] }> {
+  onCommit: (returned: string[]) => Promise<void> | void = () => {},
+): Promise<DeadLetterOutcome> {
   const done: string[] = [];
-  // What `work` returned, kept only once its transaction has committed.
-  const committed: string[] = [];
   const runBatch = async (statement: { text: string; values: unknown[] }): Promise<TaskRow[]> => {
     const client = await pool.connect();
+    let rows: TaskRow[];
+    let returned: string[] | void;
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<TaskRow>(statement);
-      const returned = rows.length > 0 ? await work(client, rows) : undefined;
+      ({ rows } = await client.query<TaskRow>(statement));
+      returned = rows.length > 0 ? await work(client, rows) : undefined;
       await client.query('COMMIT');
-      done.push(...rows.map((row) => row.id));
-      if (returned) committed.push(...returned);
-      return rows;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       client.release();
     }
+    done.push(...rows.map((row) => row.id));
+    // What `work` returned is handed on only once its transaction has committed.
+    if (returned) await onCommit(returned);
+    return rows;
   };
 
   if ('ids' in selection) {
@@ -70,7 +72,7 @@ async function inBatches(
       });
     }
     const acted = new Set(done);
-    return { ids: done, skipped: unique.filter((id) => !acted.has(id)), more: false, committed };
+    return { ids: done, skipped: unique.filter((id) => !acted.has(id)), more: false };
   }
 
   let before: string | undefined;
@@ -79,10 +81,10 @@ async function inBatches(
     const rows = await runBatch(
       anyTasksStatement({ ...selection.filter, status: 'failed', before, limit, lock: 'skip' }),
     );
-    if (rows.length < limit) return { ids: done, skipped: [], more: false, committed };
+    if (rows.length < limit) return { ids: done, skipped: [], more: false };
     before = rows.at(-1)!.id;
   }
-  return { ids: done, skipped: [], more: true, committed };
+  return { ids: done, skipped: [], more: true };
 }
 
 /** Back to the queue with fresh attempts; each gets its `task:queued` event with the change. */
@@ -91,18 +93,27 @@ export async function retryDeadLetters(
   hints: Hints,
   selection: DeadLetterSelection,
 ): Promise<DeadLetterOutcome> {
-  const providers = new Set<string>();
-  const { committed: _none, ...outcome } = await inBatches(pool, selection, async (client, tasks) => {
-    for (const task of tasks) {
-      // Locked and failed in this transaction, so the requeue cannot miss it.
-      await requeueAnyOwnersTask(client, task.id);
-      providers.add(task.provider);
-    }
-  });
-  // After the commits: a worker woken earlier would find nothing new.
-  for (const provider of providers) hints.taskReady(provider);
-  if (outcome.ids.length > 0) hints.taskEvents();
-  return outcome;
+  // Providers of committed batches only: a worker woken for a batch that rolled back finds nothing.
+  const woken = new Set<string>();
+  try {
+    const outcome = await inBatches(
+      pool,
+      selection,
+      async (client, tasks) => {
+        for (const task of tasks) {
+          // Locked and failed in this transaction, so the requeue cannot miss it.
+          await requeueAnyOwnersTask(client, task.id);
+        }
+        return [...new Set(tasks.map((task) => task.provider))];
+      },
+      (providers) => providers.forEach((provider) => woken.add(provider)),
+    );
+    return outcome;
+  } finally {
+    // After the commits, even when a later batch failed: those before it are queued.
+    for (const provider of woken) hints.taskReady(provider);
+    if (woken.size > 0) hints.taskEvents();
+  }
 }
 
 export interface PurgeOutcome extends DeadLetterOutcome {
@@ -127,30 +138,38 @@ export async function purgeDeadLetters(
   selection: DeadLetterSelection,
   onStorageError: (key: string, error: unknown) => void,
 ): Promise<PurgeOutcome> {
-  const { committed: keys, ...outcome } = await inBatches(pool, selection, async (client, tasks) => {
-    const ids = tasks.map((task) => task.id);
-    const { rows: images } = await client.query<{ storage_key: string }>(
-      'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key',
-      [ids],
-    );
-    const { rows: inputs } = await client.query<{ storage_key: string }>(
-      `SELECT t.input_image->>'storage_key' AS storage_key FROM tasks t
-       WHERE t.id = ANY($1::uuid[]) AND t.input_image IS NOT NULL
-         AND NOT EXISTS (SELECT 1 FROM uploads u
-                         WHERE u.user_id = t.user_id AND u.storage_key = t.input_image->>'storage_key')`,
-      [ids],
-    );
-    await client.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'failed'`, [ids]);
-    return [...images.map((row) => row.storage_key), ...inputs.map((row) => row.storage_key)];
-  });
   let imagesDeleted = 0;
-  for (const key of keys) {
-    try {
-      await storage.delete(key);
-      imagesDeleted += 1;
-    } catch (error) {
-      onStorageError(key, error);
+  // Each batch's files go as soon as its rows are committed, so a later failure strands none.
+  const deleteFiles = async (keys: string[]) => {
+    for (const key of keys) {
+      try {
+        await storage.delete(key);
+        imagesDeleted += 1;
+      } catch (error) {
+        onStorageError(key, error);
+      }
     }
-  }
+  };
+  const outcome = await inBatches(
+    pool,
+    selection,
+    async (client, tasks) => {
+      const ids = tasks.map((task) => task.id);
+      const { rows: images } = await client.query<{ storage_key: string }>(
+        'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key',
+        [ids],
+      );
+      const { rows: inputs } = await client.query<{ storage_key: string }>(
+        `SELECT t.input_image->>'storage_key' AS storage_key FROM tasks t
+         WHERE t.id = ANY($1::uuid[]) AND t.input_image IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM uploads u
+                           WHERE u.user_id = t.user_id AND u.storage_key = t.input_image->>'storage_key')`,
+        [ids],
+      );
+      await client.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'failed'`, [ids]);
+      return [...images.map((row) => row.storage_key), ...inputs.map((row) => row.storage_key)];
+    },
+    deleteFiles,
+  );
   return { ...outcome, imagesDeleted };
 }
