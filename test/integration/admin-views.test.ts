@@ -5,6 +5,7 @@ import { createApiKey } from '../../src/auth/api-keys.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
+import { purgeDeadLetters } from '../../src/tasks/dead-letters.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { enqueueTask } from '../helpers/queue.js';
@@ -404,6 +405,24 @@ describe('dead letters', () => {
     expect(left.rows[0].n).toBe(0);
   });
 
+  it('a file that cannot be deleted is reported and left; the rows go all the same', async () => {
+    const id = await seed(alice, 'dl-storage-fault', { status: 'failed', error: 'X' });
+    const key = await addResultImage(id);
+    const failing: Storage = {
+      ...storage,
+      driver: 'failing',
+      delete: async () => {
+        throw new Error('disk is read-only');
+      },
+    };
+    const reported: string[] = [];
+    const outcome = await purgeDeadLetters(easel.pool, failing, { ids: [id] }, (failedKey) => reported.push(failedKey));
+    expect(outcome).toMatchObject({ ids: [id], imagesDeleted: 0 });
+    expect(reported).toEqual([key]);
+    expect(await statusOf(id)).toBeUndefined();
+    expect(stored(key)).toBe(true);
+  });
+
   it('two admins retrying at once requeue each task exactly once', async () => {
     const ids = await seedMany(150, alice, 'dl-concurrent-retry', { status: 'failed', error: 'X' });
     const retry = () => asAdmin<Outcome>('POST', '/v1/admin/dead-letters/retry', { provider: 'dl-concurrent-retry' });
@@ -484,6 +503,8 @@ describe('POST /v1/admin/queue/clear', () => {
 describe('GET /v1/admin/users', () => {
   it('lists users with their task counts by status, and a balance place', async () => {
     const carol = await createUser(easel.pool, 'carol');
+    const dave = await createUser(easel.pool, 'dave, deleted');
+    await easel.pool.query(`UPDATE users SET deleted_at = now() - interval '3 days' WHERE id = $1`, [dave]);
     await seed(carol, 'users-p');
     await seedMany(2, carol, 'users-p', { status: 'failed', error: 'X' });
     await seed(carol, 'users-p', { status: 'succeeded' });
@@ -493,6 +514,7 @@ describe('GET /v1/admin/users', () => {
       role: string;
       tasks: Record<string, number>;
       balance: number | null;
+      deleted_at: string | null;
     }
     const users: User[] = [];
     let cursor: string | null = null;
@@ -515,6 +537,8 @@ describe('GET /v1/admin/users', () => {
         balance: null,
       }),
     );
+    expect(byId.get(carol)?.deleted_at).toBeNull();
+    expect(Date.parse(byId.get(dave)!.deleted_at!)).toBeLessThan(Date.now() - 2 * 86_400_000);
     expect(byId.get(adminId)?.role).toBe('admin');
     expect(byId.get(LOCAL_USER_ID)?.role).toBe('admin');
     const counted = await easel.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE user_id = $1`, [
