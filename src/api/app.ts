@@ -20,6 +20,10 @@ import { openApiOptions } from './openapi.js';
 import { modelRouteRoutes } from './routes/model-routes.js';
 import { registerProblemHandlers } from './problem.js';
 import { adminCredentialRoutes } from './routes/admin-credentials.js';
+import { AdminService } from '../admin/service.js';
+import { NO_HINTS, type Hints } from '../db/notifier.js';
+import { adminQueueRoutes } from './routes/admin-queue.js';
+import { adminTaskRoutes } from './routes/admin-tasks.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
@@ -55,6 +59,8 @@ export interface AppDeps {
   /** Credential pools' states: provider health and why queued tasks wait. */
   availability: CredentialAvailability;
   log: Logger;
+  /** Wakes workers and event streams after admin changes; without it they notice on their next poll. */
+  hints?: Hints;
 }
 
 /** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
@@ -131,6 +137,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     prices: config.prices,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
+  const admin = new AdminService(deps.pool, deps.storage, deps.hints ?? NO_HINTS);
+  await app.register(adminTaskRoutes, { admin, baseUrl });
+  await app.register(adminQueueRoutes, { admin });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });

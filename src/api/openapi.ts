@@ -84,6 +84,39 @@ const NOT_ADMIN = `The API key is not an admin's (${codes('ADMIN_REQUIRED')}).`;
 const NO_CREDENTIAL = `No credential with that id (${codes('CREDENTIAL_NOT_FOUND')}).`;
 const ADMIN_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
 
+/** The admin views over every user's tasks, the dead letters, the queue and users (admins only). */
+function adminViewOperations(): Record<string, OperationFacts> {
+  const noKey = `A key is needed and none was sent (${codes('AUTH_REQUIRED')}), or the key is not valid (${codes('INVALID_API_KEY')}).`;
+  const badQuery = `A filter or page parameter is not valid (${codes('VALIDATION_FAILED', 'INVALID_CURSOR')}); \`errors[]\` names it.`;
+  const badBody = (extra: string) =>
+    `The body is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')})${extra}; \`errors[]\` names the field; nothing was changed.`;
+  const read = (operationId: string): OperationFacts => ({
+    operationId,
+    problems: { 400: badQuery, 401: noKey, 403: NOT_ADMIN, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  });
+  const write = (operationId: string, bad: string): OperationFacts => ({
+    operationId,
+    problems: { 400: bad, 401: noKey, 403: NOT_ADMIN, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  });
+  return {
+    'GET /v1/admin/tasks': read('listAllTasks'),
+    'GET /v1/admin/dead-letters': read('listDeadLetters'),
+    'POST /v1/admin/dead-letters/retry': write(
+      'retryDeadLetters',
+      badBody(', or it names neither `ids` nor a filter, or both'),
+    ),
+    'POST /v1/admin/dead-letters/purge': write(
+      'purgeDeadLetters',
+      badBody(', or `confirm` is not `purge`, or it names both `ids` and filters'),
+    ),
+    'GET /v1/admin/stats': read('getQueueStats'),
+    'POST /v1/admin/queue/clear': write('clearQueue', badBody(', or `confirm` is not `clear`')),
+    'GET /v1/admin/users': read('listUsersWithTaskCounts'),
+  };
+}
+
 const OPERATIONS: Record<string, OperationFacts> = {
   'POST /v1/admin/credentials': {
     operationId: 'addCredential',
@@ -328,6 +361,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /v1/routes': { operationId: 'listRoutes', problems: {} },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
+  ...adminViewOperations(),
 };
 
 function problemResponse(description: string): Response {

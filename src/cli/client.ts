@@ -1,5 +1,11 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
+/** `Authorization: Bearer $EASEL_API_KEY` when that variable is set; nothing otherwise (local mode). */
+function authorization(): Record<string, string> {
+  const key = process.env.EASEL_API_KEY?.trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
 /** A small client for Easel's own HTTP API: what the CLI (and scripts) use. */
 export class EaselClient {
   constructor(readonly baseUrl: string) {}
@@ -9,7 +15,7 @@ export class EaselClient {
     try {
       response = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...authorization(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
@@ -32,7 +38,7 @@ export class EaselClient {
     form.append(field, new Blob([bytes]), filename);
     let response: Response;
     try {
-      response = await fetch(new URL(path, this.baseUrl), { method: 'POST', body: form });
+      response = await fetch(new URL(path, this.baseUrl), { method: 'POST', body: form, headers: authorization() });
     } catch (error) {
       throw new CliError(
         `cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`,
@@ -44,14 +50,17 @@ export class EaselClient {
   }
 
   async download(path: string): Promise<Buffer> {
-    const response = await fetch(new URL(path, this.baseUrl));
+    const response = await fetch(new URL(path, this.baseUrl), { headers: authorization() });
     if (!response.ok) throw new CliError(`download of ${path} failed with ${response.status}`);
     return Buffer.from(await response.arrayBuffer());
   }
 
   /** Follow an SSE stream until `onMessage` returns true or `signal` aborts. */
   async stream(path: string, onMessage: (message: EventSourceMessage) => boolean, signal?: AbortSignal): Promise<void> {
-    const response = await fetch(new URL(path, this.baseUrl), { headers: { accept: 'text/event-stream' }, signal });
+    const response = await fetch(new URL(path, this.baseUrl), {
+      headers: { ...authorization(), accept: 'text/event-stream' },
+      signal,
+    });
     if (!response.ok || !response.body) throw new CliError(`event stream ${path} failed with ${response.status}`);
     let done = false;
     const parser = createParser({ onEvent: (message) => (done ||= onMessage(message)) });

@@ -10,6 +10,7 @@ import {
   listCredentials,
   removeCredential,
 } from './commands/credentials.js';
+import { addAdminCommands } from './admin-program.js';
 import { generate } from './commands/generate.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
@@ -172,10 +173,11 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .addHelpText('after', examples('easel tasks retry 0193a0c4-…'))
     .action((id: string, options) => retryTask(clientFromEnv(), id, options));
 
-  program
+  const queue = program
     .command('queue')
     .description('queue overview')
-    .addHelpText('after', examples('easel queue status'))
+    .addHelpText('after', examples('easel queue status'));
+  queue
     .command('status')
     .description('queued and running tasks per provider, and live workers')
     .option('--json', "print the API's answer as JSON")
@@ -240,6 +242,8 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .argument('<id>', 'credential id')
     .addHelpText('after', examples('easel credentials rm 0193a0c4-…'))
     .action((id: string) => removeCredential(clientFromEnv(), id));
+
+  addAdminCommands(program, queue);
 
   return program;
 }

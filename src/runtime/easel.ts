@@ -133,6 +133,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         credentials,
         availability,
         log,
+        hints: notifier,
       });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());

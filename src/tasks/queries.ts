@@ -50,33 +50,84 @@ export interface TaskFilter {
 }
 
 /**
+ * An admin's filter: any user's tasks (or one user's), also by error code and creation time.
+ * Times are id bounds (see uuidBoundAt): a UUIDv7 carries its creation millisecond.
+ */
+export interface AnyTaskFilter extends TaskFilter {
+  userId?: string | undefined;
+  errorCode?: string | undefined;
+  /** Only ids at or above this bound (created at or after a time). */
+  idFrom?: string | undefined;
+  /** Only ids below this bound (created before a time). */
+  idBelow?: string | undefined;
+  /** Lock the rows read: `wait` behind other writers, or `skip` rows another transaction holds. */
+  lock?: 'wait' | 'skip' | undefined;
+}
+
+/**
  * The statement for one filter shape, with only the conditions it needs, so PostgreSQL can use
- * the index made for it (migration 0003) as an ordered range and stop after `limit` rows.
+ * the index made for it (migrations 0003 for one user, 0013 across users) as an ordered range
+ * and stop after `limit` rows.
  *
  * It is deliberately not a named (prepared) statement: after five runs PostgreSQL may switch a
  * prepared statement to a generic plan, which cannot tell a rare status from a common one and
  * walks the whole history backwards, filtering rows. Planned with its values each time (about
  * 0.1 ms), a rare filter gets its index.
  */
-export function listTasksStatement(userId: string, filter: TaskFilter): { text: string; values: unknown[] } {
-  const values: unknown[] = [userId];
-  const conditions = ['user_id = $1'];
+export function anyTasksStatement(filter: AnyTaskFilter): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const conditions: string[] = [];
   const add = (sql: string, value: unknown) => {
     values.push(value);
     conditions.push(`${sql} $${values.length}`);
   };
+  if (filter.userId !== undefined) add('user_id =', filter.userId);
   if (filter.status !== undefined) add('status =', filter.status);
   if (filter.provider !== undefined) add('provider =', filter.provider);
   if (filter.before !== undefined) add('id <', filter.before);
+  if (filter.idBelow !== undefined) add('id <', filter.idBelow);
+  if (filter.idFrom !== undefined) add('id >=', filter.idFrom);
+  if (filter.errorCode !== undefined) add("error->>'code' =", filter.errorCode);
   values.push(filter.limit);
-  return {
-    text: `SELECT * FROM tasks WHERE ${conditions.join(' AND ')} ORDER BY id DESC LIMIT $${values.length}`,
-    values,
-  };
+  const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')} ` : '';
+  const lock = filter.lock === 'skip' ? ' FOR UPDATE SKIP LOCKED' : filter.lock === 'wait' ? ' FOR UPDATE' : '';
+  return { text: `SELECT * FROM tasks ${where}ORDER BY id DESC LIMIT $${values.length}${lock}`, values };
+}
+
+/** One user's list: the same statement with the owner first. */
+export function listTasksStatement(userId: string, filter: TaskFilter): { text: string; values: unknown[] } {
+  return anyTasksStatement({ ...filter, userId });
 }
 
 /** Newest first, keyset-paginated on id: stable under inserts, cheap at any depth. */
 export async function listTasks(db: Queryable, userId: string, filter: TaskFilter): Promise<TaskRow[]> {
   const { rows } = await db.query<TaskRow>(listTasksStatement(userId, filter));
   return rows;
+}
+
+/**
+ * One page of tasks: `limit` rows, the images of those that succeeded, and the cursor of the
+ * next page (one more row is read to know whether there is one).
+ */
+export async function listTaskPage(
+  db: Queryable,
+  filter: AnyTaskFilter,
+): Promise<{ tasks: TaskRow[]; images: Map<string, TaskImageRow[]>; nextCursor: string | null }> {
+  const { rows } = await db.query<TaskRow>(anyTasksStatement({ ...filter, limit: filter.limit + 1 }));
+  const tasks = rows.slice(0, filter.limit);
+  const images = await findImages(
+    db,
+    tasks.filter((task) => task.status === 'succeeded').map((task) => task.id),
+  );
+  return { tasks, images, nextCursor: rows.length > filter.limit ? (tasks.at(-1)?.id ?? null) : null };
+}
+
+/**
+ * The smallest UUID of any id made at `time` or later, to the millisecond: a UUIDv7 starts with
+ * its creation time in milliseconds (the API process's clock at submit), so "created at or after
+ * T" is `id >= uuidBoundAt(T)` and "created before T" is `id < uuidBoundAt(T)`, both id ranges.
+ */
+export function uuidBoundAt(time: Date): string {
+  const hex = Math.max(0, Math.floor(time.getTime())).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
 }

@@ -15,7 +15,7 @@ import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
 import { QueuePositions } from './queue-positions.js';
-import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
+import { findImages, findTask, listTaskPage, type TaskFilter } from './queries.js';
 import { requeueTask } from './requeue.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 import { checkProviderOptions } from './provider-options.js';
@@ -206,15 +206,10 @@ export class TaskService {
 
   /** Lists skip queue positions (one count per row would be wasteful); GET one task for it. */
   async list(userId: string, filter: TaskFilter): Promise<{ views: TaskView[]; nextCursor: string | null }> {
-    const rows = await listTasks(this.pool, userId, { ...filter, limit: filter.limit + 1 });
-    const page = rows.slice(0, filter.limit);
-    const images = await findImages(
-      this.pool,
-      page.filter((task) => task.status === 'succeeded').map((task) => task.id),
-    );
+    const page = await listTaskPage(this.pool, { ...filter, userId });
     return {
-      views: page.map((task) => ({ ...bareView(task), images: images.get(task.id) ?? [] })),
-      nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
+      views: page.tasks.map((task) => ({ ...bareView(task), images: page.images.get(task.id) ?? [] })),
+      nextCursor: page.nextCursor,
     };
   }
 
@@ -396,7 +391,7 @@ function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
 }
 
 /** The task alone: no images, position or ETA (those take further reads). */
-const bareView = (task: TaskRow): TaskView => ({
+export const bareView = (task: TaskRow): TaskView => ({
   task,
   images: [],
   queuePosition: null,

@@ -143,6 +143,21 @@ describe('/openapi.json', () => {
     }
   });
 
+  it('lists the admin views with their statuses, 403 ADMIN_REQUIRED among them', () => {
+    const reads = ['200', '400', '401', '403', '421', '503'];
+    const writes = ['200', '400', '401', '403', '413', '415', '421', '503'];
+    expect(statuses('get', '/v1/admin/tasks')).toEqual(reads);
+    expect(statuses('get', '/v1/admin/dead-letters')).toEqual(reads);
+    expect(statuses('post', '/v1/admin/dead-letters/retry')).toEqual(writes);
+    expect(statuses('post', '/v1/admin/dead-letters/purge')).toEqual(writes);
+    expect(statuses('get', '/v1/admin/stats')).toEqual(reads);
+    expect(statuses('post', '/v1/admin/queue/clear')).toEqual(writes);
+    expect(statuses('get', '/v1/admin/users')).toEqual(reads);
+    const forbidden = operation('post', '/v1/admin/queue/clear').responses['403'] as { description?: string };
+    expect(forbidden.description).toContain('ADMIN_REQUIRED');
+    expect(operation('get', '/v1/admin/tasks').operationId).toBe('listAllTasks');
+  });
+
   it('is the document `npm run lint:openapi` checks, built without a database', async () => {
     expect(await buildOpenApiDocument()).toEqual(document);
     expect(document.info.title).toBe('Easel API');

@@ -72,8 +72,12 @@ async function executedPlan(filter: TaskFilter) {
 const MAX_ROWS_READ = 4 * LIMIT;
 // When the user owns most tasks (two thirds here), walking the primary key is as good.
 const BY_USER = ['tasks_by_user', 'tasks_pkey'];
-const BY_STATUS = ['tasks_by_user_status', 'tasks_by_user_provider_status'];
-const BY_PROVIDER = ['tasks_by_user_provider', 'tasks_by_user_provider_status'];
+// For a user who owns most tasks (two thirds here), the admin views' indexes across users
+// (migration 0013) are as good: the user's rows are dense in them, so the range still stops
+// after about a page (MAX_ROWS_READ checks that). A user owning few tasks gets the user indexes.
+const ACROSS_USERS = ['tasks_by_status', 'tasks_by_provider', 'tasks_by_provider_status'];
+const BY_STATUS = ['tasks_by_user_status', 'tasks_by_user_provider_status', ...ACROSS_USERS];
+const BY_PROVIDER = ['tasks_by_user_provider', 'tasks_by_user_provider_status', ...ACROSS_USERS];
 
 describe('task lists', () => {
   it.each<[string, Omit<TaskFilter, 'limit'>, string[]]>([

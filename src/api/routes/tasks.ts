@@ -11,9 +11,9 @@ import {
   TaskIdParams,
   TaskListSchema,
   TaskSchema,
-  UUID_REGEXP,
 } from '../schemas/task.js';
 import { multipartSubmitLimits, readSubmitForm } from '../multipart-submit.js';
+import { readPageQuery } from '../page-query.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import { toTaskResource } from '../task-resource.js';
 
@@ -127,28 +127,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       },
     },
     async (request) => {
-      const { status, provider, cursor } = request.query;
-      const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
-      if (limit < 1 || limit > 100) {
-        throw new ApiError('VALIDATION_FAILED', 'limit must be from 1 to 100', {
-          errors: [
-            {
-              field: 'limit',
-              pointer: '/limit',
-              in: 'query',
-              code: limit < 1 ? 'TOO_SMALL' : 'TOO_LARGE',
-              message: 'limit must be from 1 to 100',
-            },
-          ],
-        });
-      }
-      // A cursor is a task id; anything else would reach PostgreSQL's uuid cast and fail there.
-      if (cursor !== undefined && !UUID_REGEXP.test(cursor)) {
-        const message = 'cursor must be a next_cursor from an earlier page';
-        throw new ApiError('INVALID_CURSOR', message, {
-          errors: [{ field: 'cursor', pointer: '/cursor', in: 'query', code: 'BAD_FORMAT', message }],
-        });
-      }
+      const { status, provider } = request.query;
+      const { limit, cursor } = readPageQuery(request.query);
       const page = await tasks.list(request.userId, { status, provider, before: cursor, limit });
       return { data: page.views.map((view) => toTaskResource(view, baseUrl)), next_cursor: page.nextCursor };
     },
