@@ -478,7 +478,10 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
         { name: 'queue', description: 'Queue overview' },
         { name: 'providers', description: 'What can generate images here' },
         { name: 'system', description: 'Health and readiness' },
-        { name: 'admin', description: 'Admin only: provider credentials, all tasks, dead letters, queue statistics and control' },
+        {
+          name: 'admin',
+          description: 'Admin only: provider credentials, all tasks, dead letters, queue statistics and control',
+        },
       ],
     },
     transformObject: (documentObject) => {
