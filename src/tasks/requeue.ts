@@ -1,6 +1,7 @@
-import type { Queryable } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
+import { ACTIVE_STATUSES_SQL, withUserTaskLock } from './active-limit.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
 
@@ -9,9 +10,10 @@ import type { TaskRow } from './rows.js';
  * attempts and a fresh fair-queuing tag, as if just submitted. Its old error is kept in the
  * event history, not on the task.
  */
-const REQUEUE = `
+const requeueSql = (withinLimits: boolean) => `
 WITH target AS (
-  SELECT id, provider FROM tasks WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'canceled') FOR UPDATE
+  SELECT id, provider FROM tasks WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'canceled')${withinLimits ? WITHIN_LIMITS : ''}
+  FOR UPDATE
 ), tag AS (
   INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
   SELECT target.provider, $2, coalesce((SELECT vclock FROM provider_clocks p WHERE p.provider = target.provider), 0) + 1
@@ -28,14 +30,39 @@ WITH target AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
 SELECT * FROM t`;
 
+/**
+ * A retry counts like a submit: not above the user's priority ceiling ($3), and not when the
+ * user already has $4 tasks queued or running. Run under the user's task lock (active-limit.ts).
+ */
+const WITHIN_LIMITS = `
+    AND priority <= $3
+    AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE user_id = $2 AND status IN ${ACTIVE_STATUSES_SQL} LIMIT $4) a) < $4`;
+const REQUEUE = requeueSql(false);
+const REQUEUE_WITHIN_LIMITS = requeueSql(true);
+
+export interface RequeueLimits {
+  maxPriority: number;
+  maxActiveTasks: number;
+}
+
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
   userId: string,
   taskId: string,
+  /** With limits, undefined also when the task's priority or the user's active tasks are over them. */
+  limits?: RequeueLimits,
 ): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
-  const task = rows[0];
+  const task = limits
+    ? await withUserTaskLock(db as Pool, userId, async (client) => {
+        const { rows } = await client.query<TaskRow>({
+          name: 'easel_requeue_within_limits',
+          text: REQUEUE_WITHIN_LIMITS,
+          values: [taskId, userId, limits.maxPriority, limits.maxActiveTasks],
+        });
+        return rows[0];
+      })
+    : (await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] })).rows[0];
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();
