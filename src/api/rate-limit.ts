@@ -20,6 +20,19 @@ ON CONFLICT (key_id) DO UPDATE SET
   window_start = greatest(w.window_start, EXCLUDED.window_start)
 RETURNING requests, greatest(1, ceil(extract(epoch FROM w.window_start + interval '1 minute' - now())))::int AS reset_seconds`;
 
+/** One request counted against `keyId`'s current window: the count so far, and seconds until the window ends. */
+export async function countKeyRequest(
+  db: Queryable,
+  keyId: string,
+): Promise<{ requests: number; resetSeconds: number }> {
+  const { rows } = await db.query<{ requests: number; reset_seconds: number }>({
+    name: 'easel_count_key_request',
+    text: COUNT_REQUEST,
+    values: [keyId],
+  });
+  return { requests: rows[0]!.requests, resetSeconds: rows[0]!.reset_seconds };
+}
+
 /**
  * EASEL_KEY_RATE_PER_MINUTE: requests per API key per clock minute, counted in PostgreSQL so
  * that every API process shares one budget per key. Runs after the auth hook (it needs the
@@ -33,12 +46,7 @@ export function registerRateLimit(app: FastifyInstance, options: { pool: Queryab
   app.addHook('onRequest', async (request, reply) => {
     const keyId = request.principal?.keyId;
     if (!keyId || isPublicRoute(request.routeOptions.url)) return;
-    const { rows } = await pool.query<{ requests: number; reset_seconds: number }>({
-      name: 'easel_count_key_request',
-      text: COUNT_REQUEST,
-      values: [keyId],
-    });
-    const { requests, reset_seconds: resetSeconds } = rows[0]!;
+    const { requests, resetSeconds } = await countKeyRequest(pool, keyId);
     reply.header('ratelimit-limit', String(perMinute));
     reply.header('ratelimit-remaining', String(Math.max(0, perMinute - requests)));
     reply.header('ratelimit-reset', String(resetSeconds));
