@@ -28,10 +28,42 @@ export function tooManyActiveTasks(max: number): ApiError {
 }
 
 /**
+ * Submits of one user waiting for their turn on this pool, so that at most one of them holds a
+ * pool connection while it waits on the database lock: a burst from one user must not take
+ * every connection of the pool and stall everyone else's requests. Per pool, not per process:
+ * the database lock alone orders submits that arrive through different pools (API processes).
+ */
+const waiting = new WeakMap<Pool, Map<string, Promise<void>>>();
+
+async function inLocalTurn<T>(pool: Pool, userId: string, work: () => Promise<T>): Promise<T> {
+  let turns = waiting.get(pool);
+  if (!turns) waiting.set(pool, (turns = new Map()));
+  const previous = turns.get(userId) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = previous.then(() => new Promise<void>((resolve) => (done = resolve)));
+  turns.set(userId, mine);
+  try {
+    await previous;
+    return await work();
+  } finally {
+    done?.();
+    if (turns.get(userId) === mine) turns.delete(userId);
+  }
+}
+
+/**
  * Run `work` in a transaction holding `userId`'s task lock. A throw (a refusal included) rolls
  * everything back, so a refused submit writes nothing.
  */
 export async function withUserTaskLock<T>(
+  pool: Pool,
+  userId: string,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  return inLocalTurn(pool, userId, () => inTransactionWithLock(pool, userId, work));
+}
+
+async function inTransactionWithLock<T>(
   pool: Pool,
   userId: string,
   work: (client: PoolClient) => Promise<T>,

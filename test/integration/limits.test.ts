@@ -21,6 +21,8 @@ const job = (extra: Record<string, unknown> = {}) => ({ prompt: 'limits', provid
 let databaseUrl: string;
 /** Active-task and priority limits; its key budget is large enough never to matter. */
 let easel: TestEasel;
+/** A second API process with the same limits, so that one user's submits arrive through two. */
+let easel2: TestEasel;
 /** Two API processes on the same database sharing each key's budget of RATE requests a minute. */
 let rateA: TestEasel;
 let rateB: TestEasel;
@@ -28,17 +30,16 @@ let rateB: TestEasel;
 beforeAll(async () => {
   databaseUrl = await createTestDatabase();
   const apiOnly = { api: true, worker: false };
-  [easel, rateA, rateB] = await Promise.all([
-    startTestEasel(databaseUrl, {
-      roles: apiOnly,
-      env: { EASEL_USER_MAX_ACTIVE_TASKS: String(MAX_ACTIVE), EASEL_KEY_RATE_PER_MINUTE: '100000' },
-    }),
+  const limited = { EASEL_USER_MAX_ACTIVE_TASKS: String(MAX_ACTIVE), EASEL_KEY_RATE_PER_MINUTE: '100000' };
+  [easel, easel2, rateA, rateB] = await Promise.all([
+    startTestEasel(databaseUrl, { roles: apiOnly, env: limited }),
+    startTestEasel(databaseUrl, { roles: apiOnly, env: limited }),
     startTestEasel(databaseUrl, { roles: apiOnly, env: { EASEL_KEY_RATE_PER_MINUTE: String(RATE) } }),
     startTestEasel(databaseUrl, { roles: apiOnly, env: { EASEL_KEY_RATE_PER_MINUTE: String(RATE) } }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([easel?.stop(), rateA?.stop(), rateB?.stop()]);
+  await Promise.all([easel?.stop(), easel2?.stop(), rateA?.stop(), rateB?.stop()]);
 });
 
 /** A new user (role `user` unless said) with a key, as the `authorization` header to send. */
@@ -64,14 +65,22 @@ async function counts(userId: string): Promise<{ tasks: number; active: number; 
 }
 
 describe('EASEL_USER_MAX_ACTIVE_TASKS', () => {
-  it('of 30 concurrent submits with 5 slots left accepts exactly 5; the rest are 429 and write nothing', async () => {
+  it('of 30 concurrent submits with 5 slots left, through two API processes, accepts exactly 5; the rest are 429 and write nothing', async () => {
     const user = await newUser('crowd');
+    const bystander = await newUser('bystander');
     for (let i = 0; i < MAX_ACTIVE - 5; i++) {
       expect((await api(easel.url, 'POST', '/v1/tasks', job(), user.auth)).status).toBe(202);
     }
-    const answers = await Promise.all(
-      Array.from({ length: 30 }, () => api<Problem>(easel.url, 'POST', '/v1/tasks', job(), user.auth)),
-    );
+    const [answers, other] = await Promise.all([
+      Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          api<Problem>((i % 2 ? easel2 : easel).url, 'POST', '/v1/tasks', job(), user.auth),
+        ),
+      ),
+      // Another user submitting during the burst is not held up by it.
+      Promise.all(Array.from({ length: 3 }, () => api(easel.url, 'POST', '/v1/tasks', job(), bystander.auth))),
+    ]);
+    expect(other.map((answer) => answer.status)).toEqual([202, 202, 202]);
     const statuses = answers.map((answer) => answer.status);
     expect(statuses.filter((status) => status === 202)).toHaveLength(5);
     expect(statuses.filter((status) => status === 429)).toHaveLength(25);
@@ -141,7 +150,7 @@ describe('EASEL_USER_MAX_ACTIVE_TASKS', () => {
     }
     expect((await counts(user.id)).active).toBe(MAX_ACTIVE - 1);
     const answers = await Promise.all([
-      ...ids.slice(0, 5).map((id) => api(easel.url, 'POST', `/v1/tasks/${id}/retry`, undefined, user.auth)),
+      ...ids.slice(0, 5).map((id) => api(easel2.url, 'POST', `/v1/tasks/${id}/retry`, undefined, user.auth)),
       ...Array.from({ length: 5 }, () => api(easel.url, 'POST', '/v1/tasks', job(), user.auth)),
     ]);
     expect(answers.filter((answer) => answer.status === 202)).toHaveLength(1);
