@@ -276,6 +276,27 @@ describe('EASEL_KEY_RATE_PER_MINUTE across two API processes', () => {
     expect(fresh.headers.get('ratelimit-remaining')).toBe(String(RATE - 1));
   });
 
+  it('never moves a window backwards: a request stamped in an older minute counts in the newer window', async () => {
+    await startEarlyInAMinute();
+    const user = await newUser('late');
+    for (let i = 0; i < 3; i++) await api(via(i), 'GET', '/v1/tasks', undefined, user.auth);
+    // As if a request of the next minute had committed first, before this one's older clock.
+    await easel.pool.query(
+      `UPDATE api_key_request_windows SET window_start = window_start + interval '1 minute'
+       WHERE key_id = (SELECT id FROM api_keys WHERE user_id = $1)`,
+      [user.id],
+    );
+    const late = await api(rateA.url, 'GET', '/v1/tasks', undefined, user.auth);
+    expect(late.status).toBe(200);
+    expect(late.headers.get('ratelimit-remaining')).toBe(String(RATE - 4));
+    const { rows } = await easel.pool.query(
+      `SELECT window_start > now() AS ahead FROM api_key_request_windows
+       WHERE key_id = (SELECT id FROM api_keys WHERE user_id = $1)`,
+      [user.id],
+    );
+    expect(rows).toEqual([{ ahead: true }]);
+  });
+
   it('counts neither public routes nor keyless local requests', async () => {
     await startEarlyInAMinute();
     const user = await newUser('health');
