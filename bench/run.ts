@@ -6,6 +6,7 @@
  *   (a) dispatch latency: submit committed → adapter started, sequential samples
  *   (b) throughput: submit → succeeded, 10,000 tasks, over HTTP and without it
  *   (c) queue position query with 100,000 tasks queued
+ *   (d) claim cost with and without a credential pool
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -20,6 +21,7 @@ import type { Provider } from '../src/providers/types.js';
 import { startEasel } from '../src/runtime/easel.js';
 import { measureDispatch } from './dispatch.js';
 import { measurePosition } from './position.js';
+import { measureClaim } from './claim.js';
 import { durableCommitsPerSecond, submitDirect, submitOverHttp, tasksPerSecond } from './throughput.js';
 import { createDatabase } from './support.js';
 
@@ -116,6 +118,12 @@ try {
     await measurePosition(
       await createDatabase(server.connectionString, 'position'),
       Number(process.env.BENCH_QUEUED ?? 100_000),
+    ),
+  );
+  print(
+    await measureClaim(
+      await createDatabase(server.connectionString, 'claim'),
+      Number(process.env.BENCH_CLAIMS ?? 2000),
     ),
   );
 } finally {

@@ -1,5 +1,6 @@
 /** Who may ask for which task priority. Pure: the store (src/limits/user-priority.ts) reads the override. */
-import { ApiError } from './errors.js';
+import type { ApiError } from './errors.js';
+import { fieldRefusal } from './validation.js';
 
 /** A user's ceiling when `users.max_priority` is NULL: admins may use the whole range. */
 export const DEFAULT_MAX_PRIORITY = { user: 5, admin: 10 } as const;
@@ -25,8 +26,5 @@ export function resolvePriority(requested: number | undefined, maxPriority: numb
 /** `subject` names what asked: the request's `priority`, or a retried task's. */
 export function priorityNotAllowed(requested: number, maxPriority: number, subject = 'priority'): ApiError {
   const message = `${subject} ${requested} is above your maximum of ${maxPriority}`;
-  return new ApiError('PRIORITY_NOT_ALLOWED', message, {
-    max_priority: maxPriority,
-    errors: [{ field: 'priority', pointer: '/priority', in: 'body', code: 'TOO_LARGE', message }],
-  });
+  return fieldRefusal('PRIORITY_NOT_ALLOWED', ['priority'], message, { max_priority: maxPriority });
 }

@@ -4,7 +4,7 @@
  * (Ajv's shape, which both Fastify's validator and the provider-options validator produce).
  */
 
-import { ApiError } from './errors.js';
+import { ApiError, type ErrorCode } from './errors.js';
 
 /**
  * Text PostgreSQL can store: no NUL (text and jsonb refuse it) and no unpaired UTF-16 surrogate
@@ -188,6 +188,20 @@ export function describeSchemaErrors(
 }
 
 /** The 400 for checks beyond the request schema; it lists every issue. */
+/**
+ * A refusal with its own code (UNSUPPORTED_SIZE, UNKNOWN_MODEL, …) that still names the request
+ * fields it is about in `errors[]`, the way VALIDATION_FAILED does, so clients handle both alike.
+ */
+export function fieldRefusal(
+  code: ErrorCode,
+  fields: string[],
+  message: string,
+  extra: Record<string, unknown> = {},
+): ApiError {
+  const errors: ValidationIssue[] = fields.map((field) => ({ field, pointer: `/${field}`, in: 'body', code, message }));
+  return new ApiError(code, message, { ...extra, errors });
+}
+
 export function validationFailed(issues: ValidationIssue[]): ApiError {
   return new ApiError('VALIDATION_FAILED', issues.map((issue) => issue.message).join('; '), { errors: issues });
 }

@@ -1,5 +1,5 @@
 import { ConfigError } from '../config/env.js';
-import { ApiError } from '../domain/errors.js';
+import { fieldRefusal } from '../domain/validation.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { ModelInfo } from '../providers/types.js';
 import { checkProviderOptions } from '../tasks/provider-options.js';
@@ -48,32 +48,32 @@ export class Router {
       if (route) return { route, candidates: route.targets.map((target) => this.candidate(target)) };
       const serving = this.registry.list().filter((provider) => provider.models().some((m) => m.id === request.model));
       if (serving.length > 1) {
-        throw new ApiError(
+        throw fieldRefusal(
           'AMBIGUOUS_MODEL',
+          ['model'],
           `model ${request.model} is served by ${serving.map((p) => p.id).join(' and ')}; name the provider`,
           { model: request.model, providers: serving.map((p) => p.id) },
         );
       }
       if (serving.length === 0) {
-        throw new ApiError(
+        throw fieldRefusal(
           'UNKNOWN_MODEL',
+          ['model'],
           `no provider or route serves model ${request.model}; see GET /v1/providers`,
-          {
-            model: request.model,
-          },
+          { model: request.model },
         );
       }
       return { route: undefined, candidates: [this.candidate({ provider: serving[0]!.id, model: request.model })] };
     }
     const providerId = request.provider ?? this.defaultProvider;
     if (!this.registry.get(providerId)) {
-      throw new ApiError('UNKNOWN_PROVIDER', `no provider named ${providerId}; see GET /v1/providers`, {
+      throw fieldRefusal('UNKNOWN_PROVIDER', ['provider'], `no provider named ${providerId}; see GET /v1/providers`, {
         provider: providerId,
       });
     }
     const model = this.registry.model(providerId, request.model);
     if (!model) {
-      throw new ApiError('UNKNOWN_MODEL', `provider ${providerId} has no model ${request.model}`, {
+      throw fieldRefusal('UNKNOWN_MODEL', ['model'], `provider ${providerId} has no model ${request.model}`, {
         model: request.model,
       });
     }

@@ -4,7 +4,7 @@ import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import type { CredentialAvailability, UnavailableReason } from '../credentials/availability.js';
-import { validationFailed, type ValidationIssue } from '../domain/validation.js';
+import { fieldRefusal, validationFailed, type ValidationIssue } from '../domain/validation.js';
 import { priorityNotAllowed, resolvePriority } from '../domain/priority.js';
 import { readMaxPriority } from '../limits/user-priority.js';
 import { tooManyActiveTasks } from './active-limit.js';
@@ -335,9 +335,14 @@ function prepareTarget(
 ): RunnableTarget {
   const { model, defaults } = candidate;
   if (!model.kinds.includes(kind)) {
-    throw new ApiError('UNSUPPORTED_KIND', `${model.id} does not do ${kind}; it does ${model.kinds.join(', ')}`, {
-      kind,
-    });
+    throw fieldRefusal(
+      'UNSUPPORTED_KIND',
+      ['kind'],
+      `${model.id} does not do ${kind}; it does ${model.kinds.join(', ')}`,
+      {
+        kind,
+      },
+    );
   }
   const params: TaskParams = {
     prompt: request.prompt,
@@ -352,21 +357,25 @@ function prepareTarget(
     ...(kind === 'img2img' ? { strength: request.strength ?? DEFAULTS.strength } : {}),
   };
   if (params.width > model.maxWidth || params.height > model.maxHeight) {
-    throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`);
+    throw fieldRefusal(
+      'UNSUPPORTED_SIZE',
+      ['width', 'height'],
+      `${model.id} makes images up to ${model.maxWidth}x${model.maxHeight}`,
+    );
   }
   if (model.sizes && !model.sizes.some((size) => size.width === params.width && size.height === params.height)) {
     const allowed = model.sizes.map((size) => `${size.width}x${size.height}`).join(', ');
-    throw new ApiError('UNSUPPORTED_SIZE', `${model.id} makes only these sizes: ${allowed}`, {
+    throw fieldRefusal('UNSUPPORTED_SIZE', ['width', 'height'], `${model.id} makes only these sizes: ${allowed}`, {
       sizes: model.sizes.map((size) => ({ width: size.width, height: size.height })),
     });
   }
   if (model.maxN !== undefined && params.n > model.maxN) {
-    throw new ApiError('UNSUPPORTED_N', `${model.id} makes at most ${model.maxN} image(s) per task`, {
+    throw fieldRefusal('UNSUPPORTED_N', ['n'], `${model.id} makes at most ${model.maxN} image(s) per task`, {
       max_n: model.maxN,
     });
   }
   if (params.steps > model.maxSteps) {
-    throw new ApiError('UNSUPPORTED_STEPS', `${model.id} takes at most ${model.maxSteps} steps`);
+    throw fieldRefusal('UNSUPPORTED_STEPS', ['steps'], `${model.id} takes at most ${model.maxSteps} steps`);
   }
   const providerOptions = candidate.options ?? request.provider_options ?? {};
   checkProviderOptions(providerOptions, model.options);

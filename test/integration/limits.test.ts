@@ -168,7 +168,7 @@ describe('priority ceilings', () => {
     expect(refused.body).toMatchObject({
       code: 'PRIORITY_NOT_ALLOWED',
       max_priority: 5,
-      errors: [{ field: 'priority', code: 'TOO_LARGE' }],
+      errors: [{ field: 'priority', code: 'PRIORITY_NOT_ALLOWED' }],
     });
     expect(refused.body.detail).toBe('priority 6 is above your maximum of 5');
     expect(await counts(user.id)).toEqual({ tasks: 0, active: 0, events: 0, vtime: 0 });

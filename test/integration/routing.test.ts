@@ -165,7 +165,11 @@ describe('named routes', () => {
     // sketch-v1 is served by both sketch and pooled.
     const ambiguous = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'x', model: 'sketch-v1' });
     expect(ambiguous.status).toBe(400);
-    expect(ambiguous.body).toMatchObject({ code: 'AMBIGUOUS_MODEL', providers: ['sketch', 'pooled'] });
+    expect(ambiguous.body).toMatchObject({
+      code: 'AMBIGUOUS_MODEL',
+      providers: ['sketch', 'pooled'],
+      errors: [{ field: 'model' }],
+    });
     const after = await api<{ data: unknown[] }>(easel.url, 'GET', '/v1/tasks?limit=100');
     expect(after.body.data).toHaveLength(before.body.data.length);
   });
@@ -178,7 +182,7 @@ describe('named routes', () => {
       height: 4096,
     });
     expect(status).toBe(400);
-    expect(body).toMatchObject({ code: 'UNSUPPORTED_SIZE' });
+    expect(body).toMatchObject({ code: 'UNSUPPORTED_SIZE', errors: [{ field: 'width' }, { field: 'height' }] });
   });
 });
 
@@ -208,7 +212,7 @@ describe('model limits at submit', () => {
     });
     const n = await api(easel.url, 'POST', '/v1/tasks', { prompt: 'x', model: 'fixed-v1', n: 2 });
     expect(n.status).toBe(400);
-    expect(n.body).toMatchObject({ code: 'UNSUPPORTED_N', max_n: 1 });
+    expect(n.body).toMatchObject({ code: 'UNSUPPORTED_N', max_n: 1, errors: [{ field: 'n', pointer: '/n' }] });
   });
 });
 

@@ -34,7 +34,10 @@ describe('resolvePriority', () => {
       code: 'PRIORITY_NOT_ALLOWED',
       status: 400,
       message: 'priority 6 is above your maximum of 5',
-      extra: { max_priority: 5, errors: [{ field: 'priority', pointer: '/priority', in: 'body', code: 'TOO_LARGE' }] },
+      extra: {
+        max_priority: 5,
+        errors: [{ field: 'priority', pointer: '/priority', in: 'body', code: 'PRIORITY_NOT_ALLOWED' }],
+      },
     });
   });
 });
