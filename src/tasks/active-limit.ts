@@ -22,7 +22,7 @@ export const ACTIVE_LIMIT_RETRY_AFTER_SECONDS = 10;
 export function tooManyActiveTasks(max: number): ApiError {
   return new ApiError(
     'TOO_MANY_ACTIVE_TASKS',
-    `you have ${max} tasks queued or running, the most allowed at once; wait for some to finish or cancel some`,
+    `you have ${max} or more tasks queued or running, the most allowed at once; wait for some to finish or cancel some`,
     { max_active_tasks: max, retry_after_seconds: ACTIVE_LIMIT_RETRY_AFTER_SECONDS },
   );
 }
