@@ -8,6 +8,7 @@ import type { CredentialAvailability } from '../credentials/availability.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
 import { registerAuth } from './auth.js';
+import { registerRateLimit } from './rate-limit.js';
 import type { EventHub } from '../events/hub.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
@@ -49,6 +50,7 @@ export interface AppDeps {
     | 'prices'
     | 'adminSecret'
     | 'authMode'
+    | 'limits'
   >;
   pool: Pool;
   registry: ProviderRegistry;
@@ -89,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerMethodNotAllowed(app);
   await registerCors(app, config.corsOrigins);
   registerAuth(app, { pool: deps.pool, mode: config.authMode });
+  registerRateLimit(app, { pool: deps.pool, perMinute: config.limits.keyRatePerMinute });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
       // The path without the query: a query can carry a secret (`/api/token-status?secret=`).

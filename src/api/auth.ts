@@ -21,7 +21,7 @@ export const LOCAL_ADMIN: Principal = Object.freeze({ userId: LOCAL_USER_ID, rol
  * Routes anyone may call: health, the docs, the home page, and the token-status view (guarded by
  * its own ADMIN_SECRET). Matched on the route pattern, so a query string changes nothing.
  */
-function isPublicRoute(route: string | undefined): boolean {
+export function isPublicRoute(route: string | undefined): boolean {
   if (route === undefined) return false;
   return (
     route === '/' ||

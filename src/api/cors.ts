@@ -4,7 +4,17 @@ import type { FastifyInstance } from 'fastify';
 /** Request headers a browser client may send beyond the CORS-safelisted ones. */
 const ALLOWED_HEADERS = ['Content-Type', 'Idempotency-Key', 'Prefer', 'Last-Event-ID'];
 /** Response headers a browser client may read beyond the CORS-safelisted ones. */
-const EXPOSED_HEADERS = ['Location', 'Preference-Applied', 'Idempotent-Replayed', 'ETag', 'Retry-After', 'Allow'];
+const EXPOSED_HEADERS = [
+  'Location',
+  'Preference-Applied',
+  'Idempotent-Replayed',
+  'ETag',
+  'Retry-After',
+  'Allow',
+  'RateLimit-Limit',
+  'RateLimit-Remaining',
+  'RateLimit-Reset',
+];
 
 /**
  * Cross-origin access for browser clients served from elsewhere (a console on another port, an

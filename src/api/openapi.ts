@@ -1,6 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { OpenAPIV3_1 } from 'openapi-types';
 import type { ErrorCode } from '../domain/errors.js';
+import { isPublicRoute } from './auth.js';
 import { HOST_CHECK_EXEMPT_ROUTES } from './host-check.js';
 import { ProblemSchema } from './schemas/task.js';
 
@@ -75,6 +76,8 @@ const WRONG_MEDIA_TYPE = `A body that is not \`application/json\` (${codes('UNSU
 const WRONG_SUBMIT_MEDIA_TYPE = `A body that is neither \`application/json\` nor \`multipart/form-data\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`;
 const NO_TASK = `No task with that id is yours (${codes('TASK_NOT_FOUND')}).`;
 const DATABASE_DOWN = `The database is restarting or out of reach (${codes('DATABASE_UNAVAILABLE')}); try again after \`Retry-After\` seconds.`;
+const RATE_LIMITED = `This API key made more than \`EASEL_KEY_RATE_PER_MINUTE\` requests this clock minute (${codes('RATE_LIMITED')}); try again after \`Retry-After\` seconds.`;
+const TOO_MANY_ACTIVE = `You have \`EASEL_USER_MAX_ACTIVE_TASKS\` tasks queued or running already (${codes('TOO_MANY_ACTIVE_TASKS')}); nothing was written; try again after \`Retry-After\` seconds.`;
 const WRONG_HOST = `The \`Host\` header names no host this server answers to (${codes('HOST_NOT_ALLOWED')}); see EASEL_ALLOWED_HOSTS.`;
 
 const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
@@ -196,8 +199,9 @@ const OPERATIONS: Record<string, OperationFacts> = {
         'img2img: the input image file (PNG, JPEG or WebP, at most `EASEL_UPLOAD_MAX_BYTES`, larger is 413). As a text field instead, the same data URL, URL or `upload:<id>` as in JSON.',
     },
     problems: {
-      400: BAD_BODY,
+      400: `${BAD_BODY} Or \`priority\` is above your maximum (${codes('PRIORITY_NOT_ALLOWED')}); \`max_priority\` says what it is.`,
       409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
+      429: TOO_MANY_ACTIVE,
       413: `${TOO_LARGE} Or, in a form, the \`image\` file exceeds \`EASEL_UPLOAD_MAX_BYTES\`.`,
       415: WRONG_SUBMIT_MEDIA_TYPE,
       503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already and nothing was written (${codes('QUEUE_FULL')}). Or: ${DATABASE_DOWN}`,
@@ -205,6 +209,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     headers: {
       200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
       202: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
+      429: ['Retry-After'],
       503: ['Retry-After'],
     },
   },
@@ -236,14 +241,15 @@ const OPERATIONS: Record<string, OperationFacts> = {
   'POST /v1/tasks/{id}/retry': {
     operationId: 'retryTask',
     problems: {
-      400: BAD_ID,
+      400: `${BAD_ID} Or the task's priority is above your maximum (${codes('PRIORITY_NOT_ALLOWED')}).`,
       404: NO_TASK,
       409: `Only failed or canceled tasks can be retried (${codes('TASK_NOT_RETRYABLE')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
+      429: TOO_MANY_ACTIVE,
       503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
+    headers: { 429: ['Retry-After'], 503: ['Retry-After'] },
   },
   'GET /v1/tasks/{id}/images/{index}': {
     operationId: 'getTaskImage',
@@ -385,12 +391,16 @@ function applyFacts(path: string, method: string, operation: Operation): void {
   Object.assign(responses, facts.responses);
   const problems: Problems = { ...facts.problems };
   if (!HOST_CHECK_EXEMPT_ROUTES.has(fastifyPath(path))) problems[421] = WRONG_HOST;
+  // Every request with an API key counts against its per-minute budget (src/api/rate-limit.ts).
+  const rateLimited = !isPublicRoute(fastifyPath(path));
+  if (rateLimited) problems[429] = problems[429] ? `${problems[429]} Or: ${RATE_LIMITED}` : RATE_LIMITED;
   for (const [status, description] of Object.entries(problems)) responses[status] = problemResponse(description!);
   for (const [status, names] of Object.entries(facts.headers ?? {})) {
     const response = responses[status];
     if (!response) throw new Error(`${key}: headers given for status ${status}, which it never answers`);
     response.headers = Object.fromEntries(names.map((name) => [name, HEADERS[name]]));
   }
+  if (rateLimited) responses[429]!.headers ??= { 'Retry-After': HEADERS['Retry-After'] };
   operation.responses = responses;
   if (facts.requestBody) operation.requestBody = facts.requestBody;
   if (facts.formFile) addFormBody(operation, facts.formFile);

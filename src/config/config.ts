@@ -66,6 +66,15 @@ export interface Config {
   providers: ProvidersConfig;
   /** Named model routes from EASEL_ROUTES_FILE (docs/routing.md); empty without the file. */
   routes: readonly ModelRoute[];
+  /** Per-user and per-key limits (docs/api.md, "Limits"). */
+  limits: LimitsConfig;
+}
+
+export interface LimitsConfig {
+  /** EASEL_USER_MAX_ACTIVE_TASKS: tasks one user may have queued and running at once; more is 429. */
+  userMaxActiveTasks: number;
+  /** EASEL_KEY_RATE_PER_MINUTE: requests one API key may make per clock minute, across API processes. */
+  keyRatePerMinute: number;
 }
 
 /** Fetching URLs that users supply (input images, later webhooks): the SSRF guard in src/net/user-url.ts. */
@@ -182,6 +191,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     routes: readRoutesFile(env.EASEL_ROUTES_FILE?.trim() || undefined),
     prices: readPrices(env),
     adminSecret: readAdminSecret(env, 'ADMIN_SECRET'),
+    limits: {
+      userMaxActiveTasks: readInt(env, 'EASEL_USER_MAX_ACTIVE_TASKS', 1000, { min: 1, max: 10_000_000 }),
+      keyRatePerMinute: readInt(env, 'EASEL_KEY_RATE_PER_MINUTE', 600, { min: 1, max: 10_000_000 }),
+    },
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

@@ -43,6 +43,12 @@ export const ErrorCodes = {
   AMBIGUOUS_MODEL: { status: 400, title: 'More than one provider serves this model; name the provider' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
   ADMIN_SECRET_INVALID: { status: 401, title: 'The secret is missing or wrong' },
+  TOO_MANY_ACTIVE_TASKS: {
+    status: 429,
+    title: 'You have as many tasks queued and running as you may; try again later',
+  },
+  RATE_LIMITED: { status: 429, title: 'Too many requests with this API key; try again after the current minute' },
+  PRIORITY_NOT_ALLOWED: { status: 400, title: 'The priority is above your maximum' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,6 +1,7 @@
-import type { Queryable } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
+import { ACTIVE_STATUSES_SQL, withUserTaskLock } from './active-limit.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
 
@@ -9,10 +10,11 @@ import type { TaskRow } from './rows.js';
  * attempts and a fresh fair-queuing tag, as if just submitted. Its old error is kept in the
  * event history, not on the task.
  */
-const requeueSql = (ownerCondition: string) => `
+const requeueSql = (ownerCondition: string, withinLimits: boolean) => `
 WITH target AS (
   SELECT id, provider, user_id FROM tasks
-  WHERE id = $1 ${ownerCondition} AND status IN ('failed', 'canceled') FOR UPDATE
+  WHERE id = $1 ${ownerCondition} AND status IN ('failed', 'canceled')${withinLimits ? WITHIN_LIMITS : ''}
+  FOR UPDATE
 ), tag AS (
   INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
   SELECT target.provider, target.user_id,
@@ -30,10 +32,18 @@ WITH target AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
 SELECT * FROM t`;
 
+/**
+ * A retry counts like a submit: not above the user's priority ceiling ($3), and not when the
+ * user already has $4 tasks queued or running. Run under the user's task lock (active-limit.ts).
+ */
+const WITHIN_LIMITS = `
+    AND priority <= $3
+    AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE user_id = $2 AND status IN ${ACTIVE_STATUSES_SQL} LIMIT $4) a) < $4`;
 /** The owner's retry (POST /v1/tasks/:id/retry): another user's task matches no row. */
-const REQUEUE = requeueSql('AND user_id = $2');
+const REQUEUE = requeueSql('AND user_id = $2', false);
+const REQUEUE_WITHIN_LIMITS = requeueSql('AND user_id = $2', true);
 /** An admin's retry of any user's task (the dead letters), otherwise the same. */
-const REQUEUE_ANY_OWNER = requeueSql('');
+const REQUEUE_ANY_OWNER = requeueSql('', false);
 
 /**
  * Requeue one task of any owner, without hints: the caller (a batch in a transaction) sends
@@ -44,14 +54,29 @@ export async function requeueAnyOwnersTask(db: Queryable, taskId: string): Promi
   return rows[0];
 }
 
+export interface RequeueLimits {
+  maxPriority: number;
+  maxActiveTasks: number;
+}
+
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
   userId: string,
   taskId: string,
+  /** With limits, undefined also when the task's priority or the user's active tasks are over them. */
+  limits?: RequeueLimits,
 ): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
-  const task = rows[0];
+  const task = limits
+    ? await withUserTaskLock(db as Pool, userId, async (client) => {
+        const { rows } = await client.query<TaskRow>({
+          name: 'easel_requeue_within_limits',
+          text: REQUEUE_WITHIN_LIMITS,
+          values: [taskId, userId, limits.maxPriority, limits.maxActiveTasks],
+        });
+        return rows[0];
+      })
+    : (await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] })).rows[0];
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();

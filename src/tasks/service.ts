@@ -5,6 +5,9 @@ import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import type { CredentialAvailability, UnavailableReason } from '../credentials/availability.js';
 import { fieldRefusal, validationFailed, type ValidationIssue } from '../domain/validation.js';
+import { priorityNotAllowed, resolvePriority } from '../domain/priority.js';
+import { readMaxPriority } from '../limits/user-priority.js';
+import { tooManyActiveTasks } from './active-limit.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
 import type { EventHub } from '../events/hub.js';
 import { resolveInputImage, type InputImageDeps, type ResolvedInputImage } from '../inputs/resolve-input-image.js';
@@ -88,7 +91,7 @@ export class TaskService {
   constructor(
     private readonly pool: Pool,
     private readonly registry: ProviderRegistry,
-    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker' | 'routes'>,
+    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker' | 'routes' | 'limits'>,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
     /** What img2img submits need to check and keep their input; without it img2img is refused. */
@@ -132,6 +135,8 @@ export class TaskService {
     }
     if (runnable.length === 0) throw refusal;
     const first = runnable[0]!;
+    // Before the input image: that check may fetch a URL, and this one is a single-row read.
+    const priority = resolvePriority(request.priority, await readMaxPriority(this.pool, userId));
     // Last of the checks: it is the one that decodes an image. It must fit every target.
     const input =
       kind === 'img2img' ? await this.resolveInput(userId, request.image!, smallestLimits(runnable)) : undefined;
@@ -144,7 +149,7 @@ export class TaskService {
       params: first.params,
       providerOptions: first.provider_options,
       route: plan.route ? newTaskRoute(plan.route, runnable) : undefined,
-      priority: request.priority ?? DEFAULTS.priority,
+      priority,
       maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
       idempotencyKey,
     };
@@ -169,6 +174,7 @@ export class TaskService {
               stored = input.image.storage_key;
             }
           },
+          maxActiveTasks: this.config.limits.userMaxActiveTasks,
         },
       );
     } catch (error) {
@@ -225,10 +231,20 @@ export class TaskService {
     return { outcome, view };
   }
 
+  /** A retry counts like a submit: the user's priority ceiling and active-task limit apply. */
   async retry(userId: string, taskId: string): Promise<TaskView> {
-    const task = await requeueTask(this.pool, this.hints, userId, taskId);
+    const maxPriority = await readMaxPriority(this.pool, userId);
+    const maxActiveTasks = this.config.limits.userMaxActiveTasks;
+    const task = await requeueTask(this.pool, this.hints, userId, taskId, { maxPriority, maxActiveTasks });
     if (task) return this.view(task);
     const current = await this.get(userId, taskId);
+    // Retryable but not requeued: one of the limits said no (it wrote nothing).
+    if (current.task.status === 'failed' || current.task.status === 'canceled') {
+      if (current.task.priority > maxPriority) {
+        throw priorityNotAllowed(current.task.priority, maxPriority, "this task's priority");
+      }
+      throw tooManyActiveTasks(maxActiveTasks);
+    }
     throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
       task_status: current.task.status,
     });

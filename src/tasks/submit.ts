@@ -1,10 +1,11 @@
 import { uuidv7 } from 'uuidv7';
-import type { Queryable } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
 import { TaskEventType, type TaskParams } from '../domain/task.js';
 import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
 import type { TaskRoute } from '../routing/task-route.js';
 import type { Hints } from '../db/notifier.js';
+import { ACTIVE_STATUSES_SQL, tooManyActiveTasks, withUserTaskLock } from './active-limit.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
 
@@ -51,6 +52,22 @@ SELECT $1, $2, coalesce((SELECT vclock FROM provider_clocks WHERE provider = $1)
 ON CONFLICT (provider, user_id) DO UPDATE SET last_vtime = greatest(uc.last_vtime + 1, EXCLUDED.last_vtime)
 RETURNING last_vtime`;
 
+/**
+ * TAKE_TAG for a submit under EASEL_USER_MAX_ACTIVE_TASKS: no row when the user already has `$3`
+ * tasks queued or running. It runs in the insert's transaction, after the user's task lock
+ * (active-limit.ts), and commits durably with the task: the lock already makes one user's
+ * submits take turns through that commit, so the separate relaxed commit above would buy
+ * nothing here, while a refusal now rolls back the tag too and writes nothing at all.
+ */
+const TAKE_TAG_WITHIN_LIMIT = `
+WITH active AS (
+  SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE user_id = $2 AND status IN ${ACTIVE_STATUSES_SQL} LIMIT $3) a
+)
+INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
+SELECT $1, $2, coalesce((SELECT vclock FROM provider_clocks WHERE provider = $1), 0) + 1 FROM active WHERE active.n < $3
+ON CONFLICT (provider, user_id) DO UPDATE SET last_vtime = greatest(uc.last_vtime + 1, EXCLUDED.last_vtime)
+RETURNING last_vtime`;
+
 /** One durable statement: the task and its `task:queued` event commit together. */
 const INSERT_TASK = `
 WITH task AS (
@@ -72,6 +89,11 @@ export type SubmitOutcome =
 export interface SubmitOptions {
   /** Runs after the replay check and before the first write; throw to refuse (a full queue). */
   beforeWrite?: () => Promise<void>;
+  /**
+   * EASEL_USER_MAX_ACTIVE_TASKS: refuse (429 TOO_MANY_ACTIVE_TASKS, nothing written) when the
+   * user already has this many tasks queued or running. Needs `db` to be a pool.
+   */
+  maxActiveTasks?: number;
 }
 
 export async function submitTask(
@@ -85,32 +107,32 @@ export async function submitTask(
     if (existing) return existing;
   }
   await options.beforeWrite?.();
-  const { rows: tag } = await db.query<{ last_vtime: number }>({
-    name: 'easel_take_tag',
-    text: TAKE_TAG,
-    values: [input.provider, input.userId],
-  });
-  const { rows } = await db.query<TaskRow>({
-    name: 'easel_submit_task',
-    text: INSERT_TASK,
-    values: [
-      uuidv7(),
-      input.userId,
-      input.kind,
-      input.provider,
-      input.model,
-      input.params,
-      input.providerOptions,
-      input.priority,
-      tag[0]!.last_vtime,
-      input.maxAttempts,
-      input.idempotencyKey ?? null,
-      input.requestHash ?? null,
-      input.inputImage ?? null,
-      input.route ?? null,
-    ],
-  });
-  const task = rows[0];
+  let task: TaskRow | undefined;
+  if (options.maxActiveTasks === undefined) {
+    const { rows: tag } = await db.query<{ last_vtime: number }>({
+      name: 'easel_take_tag',
+      text: TAKE_TAG,
+      values: [input.provider, input.userId],
+    });
+    task = await insertTask(db, input, tag[0]!.last_vtime);
+  } else {
+    const max = options.maxActiveTasks;
+    type Locked = { task: TaskRow | undefined } | { replay: SubmitOutcome };
+    const locked = await withUserTaskLock<Locked>(db as Pool, input.userId, async (client) => {
+      const { rows: tag } = await client.query<{ last_vtime: number }>({
+        name: 'easel_take_tag_within_limit',
+        text: TAKE_TAG_WITHIN_LIMIT,
+        values: [input.provider, input.userId, max],
+      });
+      if (tag[0]) return { task: await insertTask(client, input, tag[0].last_vtime) };
+      // At the limit, a repeat of a submit that was accepted is still answered with its task.
+      const replay = input.idempotencyKey === undefined ? undefined : await findByKey(client, input);
+      if (replay) return { replay };
+      throw tooManyActiveTasks(max);
+    });
+    if ('replay' in locked) return locked.replay;
+    task = locked.task;
+  }
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();
@@ -129,4 +151,28 @@ async function findByKey(db: Queryable, input: NewTask): Promise<SubmitOutcome |
   return task.request_hash === (input.requestHash ?? null)
     ? { kind: 'replayed', task }
     : { kind: 'key_conflict', task };
+}
+
+async function insertTask(db: Queryable, input: NewTask, vtime: number): Promise<TaskRow | undefined> {
+  const { rows } = await db.query<TaskRow>({
+    name: 'easel_submit_task',
+    text: INSERT_TASK,
+    values: [
+      uuidv7(),
+      input.userId,
+      input.kind,
+      input.provider,
+      input.model,
+      input.params,
+      input.providerOptions,
+      input.priority,
+      vtime,
+      input.maxAttempts,
+      input.idempotencyKey ?? null,
+      input.requestHash ?? null,
+      input.inputImage ?? null,
+      input.route ?? null,
+    ],
+  });
+  return rows[0];
 }

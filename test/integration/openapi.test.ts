@@ -64,18 +64,18 @@ describe('/openapi.json', () => {
   it('declares the image route with its bytes, 304 and 404, ETag and Cache-Control', () => {
     const image = operation('get', '/v1/tasks/{id}/images/{index}');
     expect(Object.keys(image.responses['200']!.content!)).toEqual(['image/png', 'image/jpeg', 'image/webp']);
-    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421', '503']);
+    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421', '429', '503']);
     expect(Object.keys(image.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
     expect(Object.keys(image.responses['304']!.headers!)).toEqual(['ETag', 'Cache-Control']);
   });
 
   it('lists the statuses each operation can answer, no more, no fewer', () => {
-    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '503']);
+    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '429', '503']);
     expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
-    expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '503']);
-    expect(statuses('get', '/v1/routes')).toEqual(['200', '421']);
-    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '503']);
-    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '503']);
+    expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '429', '503']);
+    expect(statuses('get', '/v1/routes')).toEqual(['200', '421', '429']);
+    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '429', '503']);
+    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '429', '503']);
     expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual([
       '200',
       '202',
@@ -85,13 +85,42 @@ describe('/openapi.json', () => {
       '413',
       '415',
       '421',
+      '429',
       '503',
     ]);
-    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual(['202', '400', '404', '409', '413', '415', '421', '503']);
-    expect(statuses('post', '/v1/uploads')).toEqual(['201', '400', '413', '415', '421', '503']);
-    expect(statuses('get', '/v1/tasks/{id}/input-image')).toEqual(['200', '304', '400', '404', '421', '503']);
+    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual([
+      '202',
+      '400',
+      '404',
+      '409',
+      '413',
+      '415',
+      '421',
+      '429',
+      '503',
+    ]);
+    expect(statuses('post', '/v1/uploads')).toEqual(['201', '400', '413', '415', '421', '429', '503']);
+    expect(statuses('get', '/v1/tasks/{id}/input-image')).toEqual(['200', '304', '400', '404', '421', '429', '503']);
     expect(statuses('get', '/readyz')).toEqual(['200', '503']);
     expect(statuses('get', '/healthz')).toEqual(['200']);
+  });
+
+  it('declares 429 RATE_LIMITED with Retry-After on every keyed route and on none of the public ones', () => {
+    for (const { key, operation } of operations()) {
+      const response = operation.responses['429'] as { description?: string; headers?: Record<string, unknown> };
+      if (key === 'GET /healthz' || key === 'GET /readyz') {
+        expect(response, key).toBeUndefined();
+        continue;
+      }
+      expect(response?.description, key).toMatch(/RATE_LIMITED/);
+      expect(Object.keys(response.headers ?? {}), key).toContain('Retry-After');
+    }
+    expect(operation('post', '/v1/tasks').responses['429']).toMatchObject({
+      description: expect.stringMatching(/TOO_MANY_ACTIVE_TASKS/),
+    });
+    expect(operation('post', '/v1/tasks').responses['400']).toMatchObject({
+      description: expect.stringMatching(/PRIORITY_NOT_ALLOWED/),
+    });
   });
 
   it('declares the upload route as multipart with one file field, and the input-image route as PNG bytes', () => {

@@ -61,3 +61,29 @@ describe('ADMIN_SECRET', () => {
     expect(() => loadConfig({ ADMIN_SECRET: 'short' })).toThrow(/ADMIN_SECRET is too short \(5 characters\)/);
   });
 });
+
+describe('limits', () => {
+  it('defaults to 1000 active tasks per user and 600 requests per key per minute', () => {
+    expect(loadConfig({}).limits).toEqual({ userMaxActiveTasks: 1000, keyRatePerMinute: 600 });
+  });
+
+  it('reads EASEL_USER_MAX_ACTIVE_TASKS and EASEL_KEY_RATE_PER_MINUTE', () => {
+    const config = loadConfig({ EASEL_USER_MAX_ACTIVE_TASKS: '5', EASEL_KEY_RATE_PER_MINUTE: '120' });
+    expect(config.limits).toEqual({ userMaxActiveTasks: 5, keyRatePerMinute: 120 });
+  });
+
+  it.each([
+    [
+      { EASEL_USER_MAX_ACTIVE_TASKS: '0' },
+      /EASEL_USER_MAX_ACTIVE_TASKS="0" is not valid: expected a whole number from 1/,
+    ],
+    [{ EASEL_USER_MAX_ACTIVE_TASKS: 'lots' }, /EASEL_USER_MAX_ACTIVE_TASKS="lots" is not valid/],
+    [
+      { EASEL_KEY_RATE_PER_MINUTE: '-1' },
+      /EASEL_KEY_RATE_PER_MINUTE="-1" is not valid: expected a whole number from 1/,
+    ],
+    [{ EASEL_KEY_RATE_PER_MINUTE: '1.5' }, /EASEL_KEY_RATE_PER_MINUTE="1.5" is not valid/],
+  ])('rejects %o with a clear message', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});

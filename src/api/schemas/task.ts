@@ -78,7 +78,14 @@ export const SubmitTaskBody = Type.Object(
     seed: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Random when omitted; always stored.' }),
     ),
-    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Higher runs first. Default 5.' })),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10,
+        description:
+          'Higher runs first. Default 5 (or your maximum, when lower). At most your maximum: 5 for users, 10 for admins, unless set per user; more is 400 PRIORITY_NOT_ALLOWED.',
+      }),
+    ),
     max_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 20 })),
     provider_options: Type.Optional(
       Type.Record(Type.String(), Type.Unknown(), {
