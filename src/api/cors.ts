@@ -2,7 +2,7 @@ import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 
 /** Request headers a browser client may send beyond the CORS-safelisted ones. */
-const ALLOWED_HEADERS = ['Content-Type', 'Idempotency-Key', 'Prefer', 'Last-Event-ID'];
+const ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'Idempotency-Key', 'Prefer', 'Last-Event-ID'];
 /** Response headers a browser client may read beyond the CORS-safelisted ones. */
 const EXPOSED_HEADERS = [
   'Location',

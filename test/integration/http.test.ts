@@ -135,6 +135,7 @@ describe('CORS', () => {
     expect(allowed.status).toBe(204);
     expect(allowed.headers['access-control-allow-origin']).toBe('https://app.example.com');
     expect(String(allowed.headers['access-control-allow-headers']).toLowerCase()).toContain('idempotency-key');
+    expect(String(allowed.headers['access-control-allow-headers']).toLowerCase()).toContain('authorization');
 
     const other = await preflight(withCors.url, 'https://elsewhere.example');
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
