@@ -43,6 +43,8 @@ export const ErrorCodes = {
   AMBIGUOUS_MODEL: { status: 400, title: 'More than one provider serves this model; name the provider' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
   ADMIN_SECRET_INVALID: { status: 401, title: 'The secret is missing or wrong' },
+  INSUFFICIENT_CREDITS: { status: 402, title: 'Not enough credits available for this task' },
+  USER_NOT_FOUND: { status: 404, title: 'No such user' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -28,14 +28,19 @@ WITH target AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
 SELECT * FROM t`;
 
+/** The requeue alone, for a caller that sends the hints itself after its transaction commits. */
+export async function requeueTaskRow(db: Queryable, userId: string, taskId: string): Promise<TaskRow | undefined> {
+  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
+  return rows[0];
+}
+
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
   userId: string,
   taskId: string,
 ): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
-  const task = rows[0];
+  const task = await requeueTaskRow(db, userId, taskId);
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();

@@ -16,7 +16,18 @@ import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
 import { QueuePositions } from './queue-positions.js';
 import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
-import { requeueTask } from './requeue.js';
+import { requeueTaskRow } from './requeue.js';
+import type { BillableTarget } from '../billing/estimate.js';
+import {
+  insufficientCredits,
+  mayCover,
+  planTaskHold,
+  recordHold,
+  reserveCredits,
+  taskCharges,
+  type TaskCharges,
+} from '../billing/holds.js';
+import { inTransaction, Rollback } from '../db/transaction.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 import { checkProviderOptions } from './provider-options.js';
 import { QueueBound } from './queue-bound.js';
@@ -51,6 +62,8 @@ export interface TaskView {
   etaSeconds: number | null;
   /** Set on a queued task whose provider has no usable credential: why it waits instead of an ETA. */
   waitingFor: WaitingFor | null;
+  /** The task's credit holds; absent when unpriced (or not read, as in a degraded answer). */
+  charges?: TaskCharges;
 }
 
 export interface WaitingFor {
@@ -88,7 +101,10 @@ export class TaskService {
   constructor(
     private readonly pool: Pool,
     private readonly registry: ProviderRegistry,
-    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker' | 'routes'>,
+    private readonly config: Pick<
+      Config,
+      'defaultProvider' | 'queue' | 'worker' | 'routes' | 'prices' | 'minBalanceMicro'
+    >,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
     /** What img2img submits need to check and keep their input; without it img2img is refused. */
@@ -148,6 +164,9 @@ export class TaskService {
       maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
       idempotencyKey,
     };
+    // Priced (some target has a price above 0): a hold in the insert's transaction, or 402.
+    const hold = await planTaskHold(this.pool, this.config.prices, billableTargets(runnable));
+    const minBalanceMicro = this.config.minBalanceMicro;
     const requestHash =
       idempotencyKey === undefined ? undefined : fingerprint(task, { seedGiven: request.seed !== undefined });
     let stored: string | undefined;
@@ -163,12 +182,17 @@ export class TaskService {
         {
           beforeWrite: async () => {
             await this.queueBound.admit();
+            // Early and read-only, so a sure refusal stores no input bytes; the hold decides.
+            if (hold && !(await mayCover(this.pool, userId, hold, minBalanceMicro))) {
+              throw await insufficientCredits(this.pool, userId, hold, minBalanceMicro);
+            }
             // The input's bytes go to storage only now, when nothing but the insert is left.
             if (input?.pending) {
               await this.inputs!.storage.put(input.image.storage_key, input.pending, input.image.content_type);
               stored = input.image.storage_key;
             }
           },
+          billing: hold ? { pool: this.pool, plan: hold, minBalanceMicro } : undefined,
         },
       );
     } catch (error) {
@@ -208,12 +232,22 @@ export class TaskService {
   async list(userId: string, filter: TaskFilter): Promise<{ views: TaskView[]; nextCursor: string | null }> {
     const rows = await listTasks(this.pool, userId, { ...filter, limit: filter.limit + 1 });
     const page = rows.slice(0, filter.limit);
-    const images = await findImages(
-      this.pool,
-      page.filter((task) => task.status === 'succeeded').map((task) => task.id),
-    );
+    const [images, charges] = await Promise.all([
+      findImages(
+        this.pool,
+        page.filter((task) => task.status === 'succeeded').map((task) => task.id),
+      ),
+      taskCharges(
+        this.pool,
+        page.map((task) => task.id),
+      ),
+    ]);
     return {
-      views: page.map((task) => ({ ...bareView(task), images: images.get(task.id) ?? [] })),
+      views: page.map((task) => ({
+        ...bareView(task),
+        images: images.get(task.id) ?? [],
+        charges: charges.get(task.id),
+      })),
       nextCursor: rows.length > filter.limit ? (page.at(-1)?.id ?? null) : null,
     };
   }
@@ -230,9 +264,34 @@ export class TaskService {
     return { outcome, view };
   }
 
+  /**
+   * Run a dead letter again. A priced task starts a new attempt-chain with a hold of its own,
+   * in the requeue's transaction (402 and nothing changed when the balance cannot cover it); it
+   * is charged again only if this chain succeeds. The requeue locks the task row before the
+   * account row, the order every outcome takes, so the two cannot deadlock.
+   */
   async retry(userId: string, taskId: string): Promise<TaskView> {
-    const task = await requeueTask(this.pool, this.hints, userId, taskId);
-    if (task) return this.view(task);
+    const before = await this.get(userId, taskId);
+    const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before.task)));
+    const minBalanceMicro = this.config.minBalanceMicro;
+    const outcome = await inTransaction(this.pool, async (client) => {
+      const task = await requeueTaskRow(client, userId, taskId);
+      if (!task) throw new Rollback('not_retryable' as const);
+      if (plan) {
+        if (!(await reserveCredits(client, userId, plan, minBalanceMicro))) throw new Rollback('refused' as const);
+        await recordHold(client, { taskId, userId, actorId: userId, plan, reason: 'estimate for a retry' });
+      }
+      return task;
+    }).catch((error: unknown) => {
+      if (error instanceof Rollback) return error.value as 'not_retryable' | 'refused';
+      throw error;
+    });
+    if (outcome === 'refused') throw await insufficientCredits(this.pool, userId, plan!, minBalanceMicro);
+    if (outcome !== 'not_retryable') {
+      this.hints.taskReady(outcome.provider);
+      this.hints.taskEvents();
+      return this.view(outcome);
+    }
     const current = await this.get(userId, taskId);
     throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
       task_status: current.task.status,
@@ -267,11 +326,12 @@ export class TaskService {
   }
 
   private async view(task: TaskRow): Promise<TaskView> {
+    const charges = (await taskCharges(this.pool, [task.id])).get(task.id);
     if (task.status === 'succeeded') {
       const images = await findImages(this.pool, [task.id]);
-      return { ...bareView(task), images: images.get(task.id) ?? [] };
+      return { ...bareView(task), images: images.get(task.id) ?? [], charges };
     }
-    if (task.status !== 'queued') return bareView(task);
+    if (task.status !== 'queued') return { ...bareView(task), charges };
     const [ahead, median, slots, waitingFor] = await Promise.all([
       this.positions.position(task),
       this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
@@ -286,6 +346,7 @@ export class TaskService {
       // No usable credential: any number would be invented, so none; `waiting_for` says why.
       etaSeconds: waitingFor ? null : estimateSeconds({ ahead, capacity, medianRunSeconds: median }),
       waitingFor,
+      charges,
     };
   }
 
@@ -384,6 +445,17 @@ function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
     }
   }
   if (issues.length > 0) throw validationFailed(issues);
+}
+
+/** What a task may be charged for: each target it may run on, with its number of images. */
+function billableTargets(targets: Array<Pick<TaskRouteTarget, 'provider' | 'model' | 'params'>>): BillableTarget[] {
+  return targets.map((target) => ({ provider: target.provider, model: target.model, n: target.params.n }));
+}
+
+/** A retried task may run on its current target or, when routed, on any target after it. */
+function retryTargets(task: TaskRow): Array<Pick<TaskRouteTarget, 'provider' | 'model' | 'params'>> {
+  const rest = task.route ? task.route.targets.slice(task.route.index + 1) : [];
+  return [{ provider: task.provider, model: task.model, params: task.params }, ...rest];
 }
 
 /** The task alone: no images, position or ETA (those take further reads). */
