@@ -1,6 +1,9 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../src/auth/api-keys.js';
-import { PermanentError } from '../../src/providers/errors.js';
+import { PermanentError, RetryableError } from '../../src/providers/errors.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createSketchProvider } from '../../src/providers/sketch/index.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../../src/providers/types.js';
@@ -69,6 +72,21 @@ interface LedgerEntry {
 let easel: TestEasel;
 
 beforeAll(async () => {
+  // A route whose per-task first target is down: its tasks end on the per-second second target.
+  const routesFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'easel-credit-routes-')), 'routes.yaml');
+  await writeFile(
+    routesFile,
+    JSON.stringify({
+      routes: {
+        paid: {
+          targets: [
+            { provider: 'fake', model: 'task-v1' },
+            { provider: 'fake', model: 'fake-v1' },
+          ],
+        },
+      },
+    }),
+  );
   easel = await startTestEasel(await createTestDatabase(), {
     registry: new ProviderRegistry([fake, createSketchProvider()]),
     env: {
@@ -79,6 +97,7 @@ beforeAll(async () => {
         'fake/task-v1': { per_task: 0.2 },
       }),
       EASEL_PROVIDER_CONCURRENCY: 'sketch=4,fake=4',
+      EASEL_ROUTES_FILE: routesFile,
     },
   });
 });
@@ -163,7 +182,7 @@ describe('submitting priced tasks', () => {
     });
     expect(await ledgerOf(easel.pool, broke.id)).toEqual([]);
 
-    const strict = await startTestEasel(easel.config.databaseUrl, {
+    const strict = await startTestEasel(easel.config.databaseUrl!, {
       registry: new ProviderRegistry([fake, createSketchProvider()]),
       roles: { api: true, worker: false },
       env: { EASEL_PRICES: JSON.stringify({ 'sketch/sketch-v1': { per_task: 1 } }), EASEL_MIN_BALANCE: '5' },
@@ -359,6 +378,39 @@ describe('settling a hold', () => {
     expect((await api(easel.url, 'POST', `/v1/tasks/${submitted.body.id}/retry`, undefined, user.auth)).status).toBe(
       409,
     );
+    await expectLedgerConsistent(easel.pool);
+  });
+});
+
+describe('a routed task', () => {
+  it('holds the most its targets cost, and is captured once, at the price of the target it succeeded on', async () => {
+    const user = await newUser('routed', 2);
+    scripts.set('routed', async (input, ctx) => {
+      if (input.model === 'task-v1') throw new RetryableError('DOWN', 'the first target is down');
+      return succeedAfter(2)(input, ctx);
+    });
+    const answer = await api(
+      easel.url,
+      'POST',
+      '/v1/tasks',
+      { prompt: 'routed', model: 'paid', max_attempts: 1 },
+      user.auth,
+    );
+    expect(answer.status).toBe(202);
+    const { rows: holds } = await easel.pool.query<{ amount: number; prices: Record<string, unknown> }>(
+      'SELECT amount, prices FROM credit_holds WHERE task_id = $1',
+      [answer.body.id],
+    );
+    expect(Object.keys(holds[0]!.prices).sort()).toEqual(['fake/fake-v1', 'fake/task-v1']);
+    expect(holds[0]!.amount).toBeGreaterThanOrEqual(200_000);
+    const done = await waitFor(answer.body.id, ['succeeded'], user.auth);
+    expect(done).toMatchObject({ provider: 'fake', model: 'fake-v1', cost: 0.02, hold: null });
+    expect(done.route?.fallbacks).toHaveLength(1);
+    const entries = await ledgerOf(easel.pool, user.id);
+    expect(entries.filter((entry) => entry.kind === 'capture')).toEqual([
+      { kind: 'capture', amount: -20_000, held: -20_000, task_id: answer.body.id },
+    ]);
+    expect(await balanceOf(user.auth)).toEqual({ balance: 1.98, held: 0, available: 1.98 });
     await expectLedgerConsistent(easel.pool);
   });
 });
