@@ -199,16 +199,20 @@ describe('submitting priced tasks', () => {
     await expectLedgerConsistent(easel.pool);
   });
 
-  it('holds once for an Idempotency-Key replay, and shows the open hold on the queued task', async () => {
+  it('holds once for concurrent Idempotency-Key replays, and shows the open hold on the queued task', async () => {
     const user = await newUser('replay', 3);
     const headers = { ...user.auth, 'idempotency-key': 'credits-replay-1' };
     // A long delay keeps it unfinished while we look.
     const body = sketch({ provider_options: { delay_ms: 60_000 } });
-    const first = await api(easel.url, 'POST', '/v1/tasks', body, headers);
-    const again = await api(easel.url, 'POST', '/v1/tasks', body, headers);
-    expect(first.status).toBe(202);
-    expect(again.headers.get('idempotent-replayed')).toBe('true');
-    expect(again.body.id).toBe(first.body.id);
+    // Ten at once: the losers of the insert race roll their hold back and answer the winner.
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => api(easel.url, 'POST', '/v1/tasks', body, headers)),
+    );
+    const first = answers.find((answer) => answer.headers.get('idempotent-replayed') === null)!;
+    expect(answers.map((answer) => answer.status)).toEqual(Array(10).fill(202));
+    expect(answers.filter((answer) => answer.headers.get('idempotent-replayed') === 'true')).toHaveLength(9);
+    expect(new Set(answers.map((answer) => answer.body.id))).toEqual(new Set([first.body.id]));
+    expect((await ledgerOf(easel.pool, user.id)).map((entry) => entry.kind)).toEqual(['top_up', 'hold']);
     const shown = await api(easel.url, 'GET', `/v1/tasks/${first.body.id}`, undefined, user.auth);
     expect(shown.body).toMatchObject({ hold: 1, cost: null });
     expect(await balanceOf(user.auth)).toEqual({ balance: 3, held: 1, available: 2 });
