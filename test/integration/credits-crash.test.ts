@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool, PoolClient } from '../../src/db/pool.js';
+import { NO_HINTS } from '../../src/db/notifier.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
+import { rescueLostTasks } from '../../src/tasks/rescue.js';
 import { createTestDatabase, createTestPool } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
@@ -169,4 +171,29 @@ describe('a worker killed between the provider’s answer and the success commit
     expect(balance.body).toMatchObject({ balance: 8, held: 0 });
     await expectLedgerConsistent(pool);
   }, 90_000);
+
+  it('a rescue that fails the task (out of attempts) releases its hold and charges nothing', async () => {
+    const submitted = await api(apiOnly.url, 'POST', '/v1/tasks', {
+      prompt: 'lost for good',
+      provider: 'sketch',
+      width: 64,
+      height: 64,
+      steps: 2,
+      max_attempts: 1,
+    });
+    expect(submitted.status).toBe(202);
+    // Claimed by a worker that never existed, as if it had died at once (no worker runs here).
+    await pool.query(
+      `UPDATE tasks SET status = 'running', attempt = 1, worker_id = gen_random_uuid(), lease_token = gen_random_uuid(),
+                        started_at = now() WHERE id = $1`,
+      [submitted.body.id],
+    );
+    const rescued = await rescueLostTasks(pool, NO_HINTS, { deadAfterMs: 1000, taskTimeoutMs: 60_000 });
+    expect(rescued).toContainEqual({ id: submitted.body.id, status: 'failed', provider: 'sketch' });
+    const entries = (await ledgerOf(pool, LOCAL_USER_ID)).filter((entry) => entry.task_id === submitted.body.id);
+    expect(entries.map((entry) => entry.kind)).toEqual(['hold', 'release']);
+    const task = await api(apiOnly.url, 'GET', `/v1/tasks/${submitted.body.id}`);
+    expect(task.body).toMatchObject({ status: 'failed', cost: 0, hold: null });
+    await expectLedgerConsistent(pool);
+  });
 });
