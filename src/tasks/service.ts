@@ -267,20 +267,26 @@ export class TaskService {
   /**
    * Run a dead letter again. A priced task starts a new attempt-chain with a hold of its own,
    * in the requeue's transaction (402 and nothing changed when the balance cannot cover it); it
-   * is charged again only if this chain succeeds. The requeue locks the task row before the
-   * account row, the order every outcome takes, so the two cannot deadlock.
+   * is charged again only if this chain succeeds.
+   *
+   * The account row is locked first, as a priced submit does (account, then the user's
+   * fair-queuing clock, which the requeue bumps): the other order could deadlock with a
+   * concurrent submit of the same user. The requeue's `FOR UPDATE` never waits on a task that
+   * an outcome is ending (it skips rows not yet failed or canceled in its snapshot), so taking
+   * the task row after the account cannot deadlock with a release either.
    */
   async retry(userId: string, taskId: string): Promise<TaskView> {
     const before = await this.get(userId, taskId);
+    if (before.task.status !== 'failed' && before.task.status !== 'canceled') throw notRetryable(before.task);
     const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before.task)));
     const minBalanceMicro = this.config.minBalanceMicro;
     const outcome = await inTransaction(this.pool, async (client) => {
+      if (plan && !(await reserveCredits(client, userId, plan, minBalanceMicro))) {
+        throw new Rollback('refused' as const);
+      }
       const task = await requeueTaskRow(client, userId, taskId);
       if (!task) throw new Rollback('not_retryable' as const);
-      if (plan) {
-        if (!(await reserveCredits(client, userId, plan, minBalanceMicro))) throw new Rollback('refused' as const);
-        await recordHold(client, { taskId, userId, actorId: userId, plan, reason: 'estimate for a retry' });
-      }
+      if (plan) await recordHold(client, { taskId, userId, actorId: userId, plan, reason: 'estimate for a retry' });
       return task;
     }).catch((error: unknown) => {
       if (error instanceof Rollback) return error.value as 'not_retryable' | 'refused';
@@ -292,10 +298,7 @@ export class TaskService {
       this.hints.taskEvents();
       return this.view(outcome);
     }
-    const current = await this.get(userId, taskId);
-    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
-      task_status: current.task.status,
-    });
+    throw notRetryable((await this.get(userId, taskId)).task);
   }
 
   /**
@@ -446,6 +449,9 @@ function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
   }
   if (issues.length > 0) throw validationFailed(issues);
 }
+
+const notRetryable = (task: TaskRow): ApiError =>
+  new ApiError('TASK_NOT_RETRYABLE', `task ${task.id} is ${task.status}`, { task_status: task.status });
 
 /** What a task may be charged for: each target it may run on, with its number of images. */
 function billableTargets(targets: Array<Pick<TaskRouteTarget, 'provider' | 'model' | 'params'>>): BillableTarget[] {

@@ -386,6 +386,31 @@ describe('settling a hold', () => {
   });
 });
 
+describe('retries and submits of one user at once', () => {
+  it('all succeed without a deadlock, and the ledger adds up', async () => {
+    const user = await newUser('mixed', 50);
+    scripts.set('always fails', async () => {
+      throw new PermanentError('NOPE', 'no');
+    });
+    scripts.set('always works', succeedAfter(1));
+    const failing = { prompt: 'always fails', provider: 'fake', model: 'task-v1', max_attempts: 1 };
+    const dead = await Promise.all(
+      Array.from({ length: 5 }, () => api(easel.url, 'POST', '/v1/tasks', failing, user.auth)),
+    );
+    for (const task of dead) await waitFor(task.body.id, ['failed'], user.auth);
+    const working = { prompt: 'always works', provider: 'fake', model: 'task-v1' };
+    const answers = await Promise.all([
+      ...dead.map((task) => api(easel.url, 'POST', `/v1/tasks/${task.body.id}/retry`, undefined, user.auth)),
+      ...Array.from({ length: 20 }, () => api(easel.url, 'POST', '/v1/tasks', working, user.auth)),
+    ]);
+    expect(answers.map((answer) => answer.status)).toEqual(Array(25).fill(202));
+    for (const answer of answers) await waitFor(answer.body.id, ['succeeded', 'failed'], user.auth);
+    // 20 successes at 0.2; the retried dead letters failed again and cost nothing.
+    expect(await balanceOf(user.auth)).toEqual({ balance: 46, held: 0, available: 46 });
+    await expectLedgerConsistent(easel.pool);
+  }, 60_000);
+});
+
 describe('a routed task', () => {
   it('holds the most its targets cost, and is captured once, at the price of the target it succeeded on', async () => {
     const user = await newUser('routed', 2);
