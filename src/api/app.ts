@@ -31,6 +31,7 @@ import { systemRoutes } from './routes/system.js';
 import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
+import { creditRoutes } from './routes/credits.js';
 
 export interface AppDeps {
   config: Pick<
@@ -144,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminTaskRoutes, { admin, baseUrl });
   await app.register(adminQueueRoutes, { admin });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
+  await app.register(creditRoutes, { pool: deps.pool });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

@@ -120,6 +120,8 @@ function adminViewOperations(): Record<string, OperationFacts> {
   };
 }
 
+const NO_CREDITS = `The task is priced and your available credits (balance − held) cannot cover its hold or are under \`EASEL_MIN_BALANCE\` (${codes('INSUFFICIENT_CREDITS')}); \`balance\`, \`held\`, \`available\`, \`needed\` and \`min_balance\` say by how much; nothing was written.`;
+
 const OPERATIONS: Record<string, OperationFacts> = {
   'POST /v1/admin/credentials': {
     operationId: 'addCredential',
@@ -200,6 +202,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     },
     problems: {
       400: `${BAD_BODY} Or \`priority\` is above your maximum (${codes('PRIORITY_NOT_ALLOWED')}); \`max_priority\` says what it is.`,
+      402: NO_CREDITS,
       409: `The \`Idempotency-Key\` was used with a different request (${codes('IDEMPOTENCY_KEY_REUSED')}).`,
       429: TOO_MANY_ACTIVE,
       413: `${TOO_LARGE} Or, in a form, the \`image\` file exceeds \`EASEL_UPLOAD_MAX_BYTES\`.`,
@@ -242,6 +245,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     operationId: 'retryTask',
     problems: {
       400: `${BAD_ID} Or the task's priority is above your maximum (${codes('PRIORITY_NOT_ALLOWED')}).`,
+      402: NO_CREDITS,
       404: NO_TASK,
       409: `Only failed or canceled tasks can be retried (${codes('TASK_NOT_RETRYABLE')}).`,
       413: TOO_LARGE,
@@ -368,6 +372,32 @@ const OPERATIONS: Record<string, OperationFacts> = {
   'GET /v1/routes': { operationId: 'listRoutes', problems: {} },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
   ...adminViewOperations(),
+  'GET /v1/me/balance': {
+    operationId: 'getMyBalance',
+    problems: { 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/me/ledger': {
+    operationId: 'listMyLedger',
+    problems: {
+      400: `A query parameter breaks a rule (${codes('VALIDATION_FAILED')}), or the cursor is not one this API gave (${codes('INVALID_CURSOR')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'POST /v1/users/{id}/credits': {
+    operationId: 'addUserCredits',
+    problems: {
+      400: ADMIN_BODY,
+      403: NOT_ADMIN,
+      404: `No live user with that id (${codes('USER_NOT_FOUND')}).`,
+      409: `The \`Idempotency-Key\` was used with a different request for this user (${codes('IDEMPOTENCY_KEY_REUSED')}); \`entry_id\` names the first entry.`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 201: ['Idempotent-Replayed'], 503: ['Retry-After'] },
+  },
 };
 
 function problemResponse(description: string): Response {
@@ -488,6 +518,7 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
         { name: 'queue', description: 'Queue overview' },
         { name: 'providers', description: 'What can generate images here' },
         { name: 'system', description: 'Health and readiness' },
+        { name: 'credits', description: 'Balances, the ledger, top-ups and adjustments' },
         {
           name: 'admin',
           description: 'Admin only: provider credentials, all tasks, dead letters, queue statistics and control',

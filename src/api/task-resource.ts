@@ -2,6 +2,8 @@ import type { TaskEvent } from '../events/event-log.js';
 import { formatCursor } from '../events/cursor.js';
 import type { TaskImageRow } from '../tasks/rows.js';
 import type { TaskView } from '../tasks/service.js';
+import { toCredits } from '../billing/money.js';
+import { isTerminal } from '../domain/task.js';
 import type { TaskResource } from './schemas/task.js';
 
 export const inputImageUrl = (baseUrl: string, taskId: string): string => `${baseUrl}/v1/tasks/${taskId}/input-image`;
@@ -69,6 +71,8 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     error: task.error,
     images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),
     predict_time: toMilliseconds(task.predict_time),
+    cost: view.charges && isTerminal(task.status) ? toCredits(view.charges.capturedMicro) : null,
+    hold: view.charges?.openMicro != null ? toCredits(view.charges.openMicro) : null,
     created_at: task.created_at.toISOString(),
     started_at: task.started_at?.toISOString() ?? null,
     finished_at: task.finished_at?.toISOString() ?? null,

@@ -10,12 +10,21 @@ function authorization(): Record<string, string> {
 export class EaselClient {
   constructor(readonly baseUrl: string) {}
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<{ status: number; data: T }> {
     let response: Response;
     try {
       response = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: { ...authorization(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          ...authorization(),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...extraHeaders,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {

@@ -12,6 +12,7 @@ import {
 } from './commands/credentials.js';
 import { addAdminCommands } from './admin-program.js';
 import { generate } from './commands/generate.js';
+import { addCredits, showBalance } from './commands/credits.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
@@ -244,6 +245,33 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .action((id: string) => removeCredential(clientFromEnv(), id));
 
   addAdminCommands(program, queue);
+  const credits = program
+    .command('credits')
+    .description("users' credit balances: top up and adjust (admin), show your balance")
+    .addHelpText('after', examples('easel credits add <user-id> 10 --reason "invoice 42"', 'easel credits balance'));
+  credits
+    .command('add')
+    .description('top up a user (or adjust with --adjustment; negative amounts take credits away)')
+    .argument('<user-id>', 'the user id')
+    .argument('<amount>', 'credits, at most 6 decimals')
+    .requiredOption('--reason <text>', 'why, kept in the ledger')
+    .option('--adjustment', 'a signed adjustment instead of a top-up')
+    .option('--idempotency-key <key>', 'repeat an earlier command safely: the same key credits once')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples(
+        'easel credits add 0193a0c4-… 10 --reason "invoice 42"',
+        'easel credits add 0193a0c4-… -- -2.5 --adjustment --reason "refund of a test charge"',
+      ),
+    )
+    .action((userId: string, amount: string, options) => addCredits(clientFromEnv(), userId, amount, options));
+  credits
+    .command('balance')
+    .description('your balance, the credits held for unfinished tasks, and what is available')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel credits balance', 'easel credits balance --json'))
+    .action((options) => showBalance(clientFromEnv(), options));
 
   return program;
 }

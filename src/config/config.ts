@@ -5,6 +5,7 @@ import { readProvidersConfig, type ProvidersConfig } from '../providers/config.j
 import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
 import { looksLikeKey } from '../auth/api-keys.js';
 import { readPrices, type Prices } from './prices.js';
+import { readMinBalanceMicro } from './billing.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -62,6 +63,8 @@ export interface Config {
    * Hugging Face deployments) answers; unset, that route does not exist.
    */
   adminSecret: string | undefined;
+  /** EASEL_MIN_BALANCE in micro-credits: available credits needed to start a priced task. */
+  minBalanceMicro: number;
   /** Hosted adapters' settings: base URLs, default models (src/providers/config.ts). */
   providers: ProvidersConfig;
   /** Named model routes from EASEL_ROUTES_FILE (docs/routing.md); empty without the file. */
@@ -195,6 +198,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       userMaxActiveTasks: readInt(env, 'EASEL_USER_MAX_ACTIVE_TASKS', 1000, { min: 1, max: 10_000_000 }),
       keyRatePerMinute: readInt(env, 'EASEL_KEY_RATE_PER_MINUTE', 600, { min: 1, max: 10_000_000 }),
     },
+    minBalanceMicro: readMinBalanceMicro(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

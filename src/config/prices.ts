@@ -3,7 +3,7 @@ import { ConfigError, type Env } from './env.js';
 /**
  * EASEL_PRICES (issue 7): JSON keyed by `provider` or `provider/model`, each value exactly one of
  * `{"per_image": n}`, `{"per_second": n}` or `{"per_task": n}` in credits. Shown at
- * `GET /v1/providers` now; billing reads the same table when it arrives.
+ * `GET /v1/providers` and charged by src/billing (docs/billing.md).
  */
 export type Price = { per_image: number } | { per_second: number } | { per_task: number };
 export type Prices = Readonly<Record<string, Price>>;

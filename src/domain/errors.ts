@@ -49,6 +49,8 @@ export const ErrorCodes = {
   },
   RATE_LIMITED: { status: 429, title: 'Too many requests with this API key; try again after the current minute' },
   PRIORITY_NOT_ALLOWED: { status: 400, title: 'The priority is above your maximum' },
+  INSUFFICIENT_CREDITS: { status: 402, title: 'Not enough credits available for this task' },
+  USER_NOT_FOUND: { status: 404, title: 'No such user' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import { inTransaction } from '../db/transaction.js';
 import { ApiError } from '../domain/errors.js';
 
 /**
@@ -60,33 +61,10 @@ export async function withUserTaskLock<T>(
   userId: string,
   work: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
-  return inLocalTurn(pool, userId, () => inTransactionWithLock(pool, userId, work));
-}
-
-async function inTransactionWithLock<T>(
-  pool: Pool,
-  userId: string,
-  work: (client: PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    try {
+  return inLocalTurn(pool, userId, () =>
+    inTransaction(pool, async (client) => {
       await client.query({ name: 'easel_lock_user_tasks', text: LOCK_USER_TASKS, values: [userId] });
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      // A connection that cannot even roll back is not handed back to the pool.
-      await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
-      throw error;
-    }
-  } catch (error) {
-    // Anything but a deliberate refusal may have left the connection unusable: do not reuse it.
-    if (!(error instanceof ApiError)) broken ??= error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    client.release(broken);
-  }
+      return work(client);
+    }),
+  );
 }

@@ -73,7 +73,11 @@ export async function recordedImageKeys(db: Queryable, taskId: string, keys: str
 /** An image already in storage, about to be recorded with its task. */
 export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at'>;
 
-/** Succeed and record the images in one statement: both happen, or neither. */
+/**
+ * Succeed, record the images and settle the task's credit hold (capture the cost at the price
+ * frozen on the hold, release the rest: migration 0010) in one statement: all happen, or none.
+ * The fence makes a late or repeated success match no row, so nothing is charged twice.
+ */
 const SUCCEED = `
 WITH t AS (
   UPDATE tasks SET status = 'succeeded', stage = NULL, progress = 100, error = NULL,
@@ -87,7 +91,7 @@ WITH t AS (
 ), event AS (
   ${insertEventsSql('t', sqlLiteral(TaskEventType.succeeded), `jsonb_build_object('images', $5::jsonb)`)}
 )
-SELECT 1 FROM t`;
+SELECT easel_capture_task_hold(t.id, t.provider, t.model, $3, jsonb_array_length($4::jsonb)) FROM t`;
 
 export function succeedAttempt(
   db: Queryable,

@@ -59,6 +59,26 @@ export interface RequeueLimits {
   maxActiveTasks: number;
 }
 
+/**
+ * The requeue alone, on a caller's client (in its transaction, under the user's task lock when
+ * `limits` are given); the caller sends the hints after its commit.
+ */
+export async function requeueTaskRow(
+  db: Queryable,
+  userId: string,
+  taskId: string,
+  limits?: RequeueLimits,
+): Promise<TaskRow | undefined> {
+  const { rows } = limits
+    ? await db.query<TaskRow>({
+        name: 'easel_requeue_within_limits',
+        text: REQUEUE_WITHIN_LIMITS,
+        values: [taskId, userId, limits.maxPriority, limits.maxActiveTasks],
+      })
+    : await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
+  return rows[0];
+}
+
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
@@ -68,15 +88,8 @@ export async function requeueTask(
   limits?: RequeueLimits,
 ): Promise<TaskRow | undefined> {
   const task = limits
-    ? await withUserTaskLock(db as Pool, userId, async (client) => {
-        const { rows } = await client.query<TaskRow>({
-          name: 'easel_requeue_within_limits',
-          text: REQUEUE_WITHIN_LIMITS,
-          values: [taskId, userId, limits.maxPriority, limits.maxActiveTasks],
-        });
-        return rows[0];
-      })
-    : (await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] })).rows[0];
+    ? await withUserTaskLock(db as Pool, userId, (client) => requeueTaskRow(client, userId, taskId, limits))
+    : await requeueTaskRow(db, userId, taskId);
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();

@@ -7,7 +7,7 @@ import type { CredentialAvailability, UnavailableReason } from '../credentials/a
 import { fieldRefusal, validationFailed, type ValidationIssue } from '../domain/validation.js';
 import { priorityNotAllowed, resolvePriority } from '../domain/priority.js';
 import { readMaxPriority } from '../limits/user-priority.js';
-import { tooManyActiveTasks } from './active-limit.js';
+import { tooManyActiveTasks, withUserTaskLock } from './active-limit.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
 import type { EventHub } from '../events/hub.js';
 import { resolveInputImage, type InputImageDeps, type ResolvedInputImage } from '../inputs/resolve-input-image.js';
@@ -19,7 +19,18 @@ import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
 import { QueuePositions } from './queue-positions.js';
 import { findImages, findTask, listTaskPage, type TaskFilter } from './queries.js';
-import { requeueTask } from './requeue.js';
+import { requeueTaskRow } from './requeue.js';
+import type { BillableTarget } from '../billing/estimate.js';
+import {
+  insufficientCredits,
+  mayCover,
+  planTaskHold,
+  recordHold,
+  reserveCredits,
+  taskCharges,
+  type TaskCharges,
+} from '../billing/holds.js';
+import { Rollback } from '../db/transaction.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 import { checkProviderOptions } from './provider-options.js';
 import { QueueBound } from './queue-bound.js';
@@ -54,6 +65,8 @@ export interface TaskView {
   etaSeconds: number | null;
   /** Set on a queued task whose provider has no usable credential: why it waits instead of an ETA. */
   waitingFor: WaitingFor | null;
+  /** The task's credit holds; absent when unpriced (or not read, as in a degraded answer). */
+  charges?: TaskCharges;
 }
 
 export interface WaitingFor {
@@ -91,7 +104,10 @@ export class TaskService {
   constructor(
     private readonly pool: Pool,
     private readonly registry: ProviderRegistry,
-    private readonly config: Pick<Config, 'defaultProvider' | 'queue' | 'worker' | 'routes' | 'limits'>,
+    private readonly config: Pick<
+      Config,
+      'defaultProvider' | 'queue' | 'worker' | 'routes' | 'limits' | 'prices' | 'minBalanceMicro'
+    >,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
     /** What img2img submits need to check and keep their input; without it img2img is refused. */
@@ -153,6 +169,9 @@ export class TaskService {
       maxAttempts: request.max_attempts ?? this.config.queue.maxAttempts,
       idempotencyKey,
     };
+    // Priced (some target has a price above 0): a hold in the insert's transaction, or 402.
+    const hold = await planTaskHold(this.pool, this.config.prices, billableTargets(runnable));
+    const minBalanceMicro = this.config.minBalanceMicro;
     const requestHash =
       idempotencyKey === undefined ? undefined : fingerprint(task, { seedGiven: request.seed !== undefined });
     let stored: string | undefined;
@@ -168,6 +187,10 @@ export class TaskService {
         {
           beforeWrite: async () => {
             await this.queueBound.admit();
+            // Early and read-only, so a sure refusal stores no input bytes; the hold decides.
+            if (hold && !(await mayCover(this.pool, userId, hold, minBalanceMicro))) {
+              throw await insufficientCredits(this.pool, userId, hold, minBalanceMicro);
+            }
             // The input's bytes go to storage only now, when nothing but the insert is left.
             if (input?.pending) {
               await this.inputs!.storage.put(input.image.storage_key, input.pending, input.image.content_type);
@@ -175,6 +198,7 @@ export class TaskService {
             }
           },
           maxActiveTasks: this.config.limits.userMaxActiveTasks,
+          billing: hold ? { pool: this.pool, plan: hold, minBalanceMicro } : undefined,
         },
       );
     } catch (error) {
@@ -213,8 +237,16 @@ export class TaskService {
   /** Lists skip queue positions (one count per row would be wasteful); GET one task for it. */
   async list(userId: string, filter: TaskFilter): Promise<{ views: TaskView[]; nextCursor: string | null }> {
     const page = await listTaskPage(this.pool, { ...filter, userId });
+    const charges = await taskCharges(
+      this.pool,
+      page.tasks.map((task) => task.id),
+    );
     return {
-      views: page.tasks.map((task) => ({ ...bareView(task), images: page.images.get(task.id) ?? [] })),
+      views: page.tasks.map((task) => ({
+        ...bareView(task),
+        images: page.images.get(task.id) ?? [],
+        charges: charges.get(task.id),
+      })),
       nextCursor: page.nextCursor,
     };
   }
@@ -231,23 +263,53 @@ export class TaskService {
     return { outcome, view };
   }
 
-  /** A retry counts like a submit: the user's priority ceiling and active-task limit apply. */
+  /**
+   * Run a dead letter again. It counts like a submit: the user's priority ceiling and active-task
+   * limit apply, and a priced task starts a new attempt-chain with a hold of its own, in the
+   * requeue's transaction (402 and nothing changed when the balance cannot cover it); it is
+   * charged again only if this chain succeeds.
+   *
+   * Under the user's task lock, the account row is locked before the requeue bumps the user's
+   * fair-queuing clock, the order a priced submit takes them in, so the two never deadlock.
+   */
   async retry(userId: string, taskId: string): Promise<TaskView> {
+    const before = await this.get(userId, taskId);
+    if (before.task.status !== 'failed' && before.task.status !== 'canceled') throw notRetryable(before.task);
     const maxPriority = await readMaxPriority(this.pool, userId);
+    if (before.task.priority > maxPriority) {
+      throw priorityNotAllowed(before.task.priority, maxPriority, "this task's priority");
+    }
     const maxActiveTasks = this.config.limits.userMaxActiveTasks;
-    const task = await requeueTask(this.pool, this.hints, userId, taskId, { maxPriority, maxActiveTasks });
-    if (task) return this.view(task);
-    const current = await this.get(userId, taskId);
-    // Retryable but not requeued: one of the limits said no (it wrote nothing).
-    if (current.task.status === 'failed' || current.task.status === 'canceled') {
-      if (current.task.priority > maxPriority) {
-        throw priorityNotAllowed(current.task.priority, maxPriority, "this task's priority");
+    const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before.task)));
+    const minBalanceMicro = this.config.minBalanceMicro;
+    type RolledBack = 'refused' | 'not_requeued';
+    const outcome = await withUserTaskLock(this.pool, userId, async (client) => {
+      if (plan && !(await reserveCredits(client, userId, plan, minBalanceMicro))) {
+        throw new Rollback<RolledBack>('refused');
+      }
+      const task = await requeueTaskRow(client, userId, taskId, { maxPriority, maxActiveTasks });
+      if (!task) throw new Rollback<RolledBack>('not_requeued');
+      if (plan) await recordHold(client, { taskId, userId, actorId: userId, plan, reason: 'estimate for a retry' });
+      return task;
+    }).catch((error: unknown) => {
+      if (error instanceof Rollback) return error.value as RolledBack;
+      throw error;
+    });
+    if (outcome === 'refused') throw await insufficientCredits(this.pool, userId, plan!, minBalanceMicro);
+    if (outcome !== 'not_requeued') {
+      this.hints.taskReady(outcome.provider);
+      this.hints.taskEvents();
+      return this.view(outcome);
+    }
+    const current = (await this.get(userId, taskId)).task;
+    // Still retryable but not requeued: the active-task limit said no (nothing was written).
+    if (current.status === 'failed' || current.status === 'canceled') {
+      if (current.priority > maxPriority) {
+        throw priorityNotAllowed(current.priority, maxPriority, "this task's priority");
       }
       throw tooManyActiveTasks(maxActiveTasks);
     }
-    throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
-      task_status: current.task.status,
-    });
+    throw notRetryable(current);
   }
 
   /**
@@ -278,11 +340,12 @@ export class TaskService {
   }
 
   private async view(task: TaskRow): Promise<TaskView> {
+    const charges = (await taskCharges(this.pool, [task.id])).get(task.id);
     if (task.status === 'succeeded') {
       const images = await findImages(this.pool, [task.id]);
-      return { ...bareView(task), images: images.get(task.id) ?? [] };
+      return { ...bareView(task), images: images.get(task.id) ?? [], charges };
     }
-    if (task.status !== 'queued') return bareView(task);
+    if (task.status !== 'queued') return { ...bareView(task), charges };
     const [ahead, median, slots, waitingFor] = await Promise.all([
       this.positions.position(task),
       this.cached(`median:${task.provider}`, () => medianRunSeconds(this.pool, task.provider)),
@@ -297,6 +360,7 @@ export class TaskService {
       // No usable credential: any number would be invented, so none; `waiting_for` says why.
       etaSeconds: waitingFor ? null : estimateSeconds({ ahead, capacity, medianRunSeconds: median }),
       waitingFor,
+      charges,
     };
   }
 
@@ -404,6 +468,20 @@ function checkKindFields(kind: TaskKind, request: SubmitRequest): void {
     }
   }
   if (issues.length > 0) throw validationFailed(issues);
+}
+
+const notRetryable = (task: TaskRow): ApiError =>
+  new ApiError('TASK_NOT_RETRYABLE', `task ${task.id} is ${task.status}`, { task_status: task.status });
+
+/** What a task may be charged for: each target it may run on, with its number of images. */
+function billableTargets(targets: Array<Pick<TaskRouteTarget, 'provider' | 'model' | 'params'>>): BillableTarget[] {
+  return targets.map((target) => ({ provider: target.provider, model: target.model, n: target.params.n }));
+}
+
+/** A retried task may run on its current target or, when routed, on any target after it. */
+function retryTargets(task: TaskRow): Array<Pick<TaskRouteTarget, 'provider' | 'model' | 'params'>> {
+  const rest = task.route ? task.route.targets.slice(task.route.index + 1) : [];
+  return [{ provider: task.provider, model: task.model, params: task.params }, ...rest];
 }
 
 /** The task alone: no images, position or ETA (those take further reads). */

@@ -1,5 +1,8 @@
 import { uuidv7 } from 'uuidv7';
-import type { Pool, Queryable } from '../db/pool.js';
+import type { Pool, PoolClient, Queryable } from '../db/pool.js';
+import { inTransaction, Rollback } from '../db/transaction.js';
+import type { HoldPlan } from '../billing/estimate.js';
+import { insufficientCredits, recordHold, reserveCredits } from '../billing/holds.js';
 import { TaskEventType, type TaskParams } from '../domain/task.js';
 import type { StoredInputImage } from '../inputs/uploads.js';
 import type { TaskKind } from '../providers/types.js';
@@ -44,6 +47,11 @@ export interface NewTask {
  * the cost of that is one notch of this user's fairness, never a task. (Taking the tag inside
  * the insert's transaction would roll it back too, but would hold the user's clock row through
  * the insert's disk flush, serialising that user's submits.)
+ *
+ * A submit under a per-user limit or with a price is the exception (submitInTransaction): its
+ * tag, credit hold and insert share one transaction, because those refusals can only be decided
+ * under the user's task lock or account row. The tag is then durable (no synchronous_commit off:
+ * it would apply to the money too).
  */
 const TAKE_TAG = `
 WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
@@ -53,18 +61,19 @@ ON CONFLICT (provider, user_id) DO UPDATE SET last_vtime = greatest(uc.last_vtim
 RETURNING last_vtime`;
 
 /**
- * TAKE_TAG for a submit under EASEL_USER_MAX_ACTIVE_TASKS: no row when the user already has `$3`
- * tasks queued or running. It runs in the insert's transaction, after the user's task lock
- * (active-limit.ts), and commits durably with the task: the lock already makes one user's
- * submits take turns through that commit, so the separate relaxed commit above would buy
- * nothing here, while a refusal now rolls back the tag too and writes nothing at all.
+ * TAKE_TAG inside the insert's transaction (a submit under EASEL_USER_MAX_ACTIVE_TASKS, or a
+ * priced one): committed durably with the task. The user's task lock or account row already
+ * makes that user's submits take turns through the commit, so the separate relaxed commit of
+ * TAKE_TAG would buy nothing, and a refusal rolls the tag back too: nothing at all is written.
+ * `$3` (NULL = no limit): no row when the user already has that many tasks queued or running.
  */
-const TAKE_TAG_WITHIN_LIMIT = `
+const TAKE_TAG_IN_TRANSACTION = `
 WITH active AS (
   SELECT count(*) AS n FROM (SELECT 1 FROM tasks WHERE user_id = $2 AND status IN ${ACTIVE_STATUSES_SQL} LIMIT $3) a
 )
 INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
-SELECT $1, $2, coalesce((SELECT vclock FROM provider_clocks WHERE provider = $1), 0) + 1 FROM active WHERE active.n < $3
+SELECT $1, $2, coalesce((SELECT vclock FROM provider_clocks WHERE provider = $1), 0) + 1
+FROM active WHERE $3::int IS NULL OR active.n < $3
 ON CONFLICT (provider, user_id) DO UPDATE SET last_vtime = greatest(uc.last_vtime + 1, EXCLUDED.last_vtime)
 RETURNING last_vtime`;
 
@@ -94,6 +103,11 @@ export interface SubmitOptions {
    * user already has this many tasks queued or running. Needs `db` to be a pool.
    */
   maxActiveTasks?: number;
+  /**
+   * A priced task: the credit hold is placed in the transaction that inserts it, and a balance
+   * that cannot cover it is 402 INSUFFICIENT_CREDITS with nothing written.
+   */
+  billing?: { pool: Pool; plan: HoldPlan; minBalanceMicro: number };
 }
 
 export async function submitTask(
@@ -107,41 +121,90 @@ export async function submitTask(
     if (existing) return existing;
   }
   await options.beforeWrite?.();
-  let task: TaskRow | undefined;
-  if (options.maxActiveTasks === undefined) {
-    const { rows: tag } = await db.query<{ last_vtime: number }>({
-      name: 'easel_take_tag',
-      text: TAKE_TAG,
-      values: [input.provider, input.userId],
-    });
-    task = await insertTask(db, input, tag[0]!.last_vtime);
-  } else {
-    const max = options.maxActiveTasks;
-    type Locked = { task: TaskRow | undefined } | { replay: SubmitOutcome };
-    const locked = await withUserTaskLock<Locked>(db as Pool, input.userId, async (client) => {
-      const { rows: tag } = await client.query<{ last_vtime: number }>({
-        name: 'easel_take_tag_within_limit',
-        text: TAKE_TAG_WITHIN_LIMIT,
-        values: [input.provider, input.userId, max],
-      });
-      if (tag[0]) return { task: await insertTask(client, input, tag[0].last_vtime) };
-      // At the limit, a repeat of a submit that was accepted is still answered with its task.
-      const replay = input.idempotencyKey === undefined ? undefined : await findByKey(client, input);
-      if (replay) return { replay };
-      throw tooManyActiveTasks(max);
-    });
-    if ('replay' in locked) return locked.replay;
-    task = locked.task;
-  }
-  if (task) {
-    hints.taskReady(task.provider);
-    hints.taskEvents();
-    return { kind: 'created', task };
-  }
+  if (options.maxActiveTasks !== undefined || options.billing)
+    return submitInTransaction(db as Pool, hints, input, options);
+  const { rows: tag } = await db.query<{ last_vtime: number }>({
+    name: 'easel_take_tag',
+    text: TAKE_TAG,
+    values: [input.provider, input.userId],
+  });
+  const task = await insertTask(db, input, tag[0]!.last_vtime);
+  if (task) return created(hints, task);
   // Lost a race with a concurrent submit under the same key: the winner's row is committed now.
+  return winnerOfRace(db, input);
+}
+
+function created(hints: Hints, task: TaskRow): SubmitOutcome {
+  hints.taskReady(task.provider);
+  hints.taskEvents();
+  return { kind: 'created', task };
+}
+
+async function winnerOfRace(db: Queryable, input: NewTask): Promise<SubmitOutcome> {
   const winner = await findByKey(db, input);
   if (!winner) throw new Error('idempotent submit found neither a new nor an existing task');
   return winner;
+}
+
+/** How a transaction of submitInTransaction ends without a new task: rolled back, all of it. */
+type RolledBack = 'no_credits' | 'lost_race' | { replay: SubmitOutcome };
+
+/**
+ * Credits, limit, tag, insert, hold: one transaction, under the user's task lock when there is
+ * an active-task limit. Every refusal rolls it all back, so a refused submit writes nothing. At
+ * the limit, a repeat of a submit that was accepted is still answered with its task; a lost race
+ * with a concurrent submit under the same Idempotency-Key answers the winner.
+ *
+ * Row locks are taken in the order the retry of a dead letter takes them too (the user's credit
+ * account, then their fair-queuing clock), so a submit and a retry of one user never deadlock.
+ */
+async function submitInTransaction(
+  pool: Pool,
+  hints: Hints,
+  input: NewTask,
+  options: SubmitOptions,
+): Promise<SubmitOutcome> {
+  const { maxActiveTasks, billing } = options;
+  const work = async (client: PoolClient): Promise<TaskRow> => {
+    if (billing && !(await reserveCredits(client, input.userId, billing.plan, billing.minBalanceMicro))) {
+      throw new Rollback<RolledBack>('no_credits');
+    }
+    const { rows: tag } = await client.query<{ last_vtime: number }>({
+      name: 'easel_take_tag_in_transaction',
+      text: TAKE_TAG_IN_TRANSACTION,
+      values: [input.provider, input.userId, maxActiveTasks ?? null],
+    });
+    if (!tag[0]) {
+      const replay = input.idempotencyKey === undefined ? undefined : await findByKey(client, input);
+      if (replay) throw new Rollback<RolledBack>({ replay });
+      throw tooManyActiveTasks(maxActiveTasks!);
+    }
+    const task = await insertTask(client, input, tag[0].last_vtime);
+    if (!task) throw new Rollback<RolledBack>('lost_race');
+    if (billing) {
+      await recordHold(client, {
+        taskId: task.id,
+        userId: input.userId,
+        actorId: input.userId,
+        plan: billing.plan,
+        reason: `estimate for ${input.provider}/${input.model}`,
+      });
+    }
+    return task;
+  };
+  try {
+    const task =
+      maxActiveTasks === undefined ? await inTransaction(pool, work) : await withUserTaskLock(pool, input.userId, work);
+    return created(hints, task);
+  } catch (error) {
+    if (!(error instanceof Rollback)) throw error;
+    const why = error.value as RolledBack;
+    if (why === 'no_credits') {
+      throw await insufficientCredits(pool, input.userId, billing!.plan, billing!.minBalanceMicro);
+    }
+    if (why === 'lost_race') return winnerOfRace(pool, input);
+    return why.replay;
+  }
 }
 
 async function findByKey(db: Queryable, input: NewTask): Promise<SubmitOutcome | undefined> {

@@ -70,7 +70,7 @@ describe('/openapi.json', () => {
   });
 
   it('lists the statuses each operation can answer, no more, no fewer', () => {
-    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '409', '413', '415', '421', '429', '503']);
+    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '402', '409', '413', '415', '421', '429', '503']);
     expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
     expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '429', '503']);
     expect(statuses('get', '/v1/routes')).toEqual(['200', '421', '429']);
@@ -91,6 +91,7 @@ describe('/openapi.json', () => {
     expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual([
       '202',
       '400',
+      '402',
       '404',
       '409',
       '413',
@@ -101,6 +102,20 @@ describe('/openapi.json', () => {
     ]);
     expect(statuses('post', '/v1/uploads')).toEqual(['201', '400', '413', '415', '421', '429', '503']);
     expect(statuses('get', '/v1/tasks/{id}/input-image')).toEqual(['200', '304', '400', '404', '421', '429', '503']);
+    expect(statuses('get', '/v1/me/balance')).toEqual(['200', '421', '429', '503']);
+    expect(statuses('get', '/v1/me/ledger')).toEqual(['200', '400', '421', '429', '503']);
+    expect(statuses('post', '/v1/users/{id}/credits')).toEqual([
+      '201',
+      '400',
+      '403',
+      '404',
+      '409',
+      '413',
+      '415',
+      '421',
+      '429',
+      '503',
+    ]);
     expect(statuses('get', '/readyz')).toEqual(['200', '503']);
     expect(statuses('get', '/healthz')).toEqual(['200']);
   });

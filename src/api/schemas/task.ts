@@ -201,6 +201,13 @@ export const TaskSchema = Type.Object(
     error: Nullable(TaskErrorSchema),
     images: Type.Array(ImageSchema),
     predict_time: Nullable(Type.Number({ description: 'Seconds the provider spent on the last attempt.' })),
+    cost: Nullable(
+      Type.Number({
+        description:
+          'Credits charged for the task once it has finished (0 when it failed or was canceled); null while unfinished or when the task is unpriced.',
+      }),
+    ),
+    hold: Nullable(Type.Number({ description: 'Credits held for the task while its hold is open; null otherwise.' })),
     created_at: Type.String({ format: 'date-time' }),
     started_at: Nullable(Type.String({ format: 'date-time' })),
     finished_at: Nullable(Type.String({ format: 'date-time' })),
