@@ -188,8 +188,8 @@ describe('/openapi.json', () => {
   });
 
   it('lists the admin views with their statuses, 403 ADMIN_REQUIRED among them', () => {
-    const reads = ['200', '400', '401', '403', '421', '503'];
-    const writes = ['200', '400', '401', '403', '413', '415', '421', '503'];
+    const reads = ['200', '400', '401', '403', '421', '429', '503'];
+    const writes = ['200', '400', '401', '403', '413', '415', '421', '429', '503'];
     expect(statuses('get', '/v1/admin/tasks')).toEqual(reads);
     expect(statuses('get', '/v1/admin/dead-letters')).toEqual(reads);
     expect(statuses('post', '/v1/admin/dead-letters/retry')).toEqual(writes);
