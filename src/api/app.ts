@@ -26,6 +26,8 @@ import { systemRoutes } from './routes/system.js';
 import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
+import { userRoutes } from './routes/users.js';
+import { UserService } from '../users/service.js';
 
 export interface AppDeps {
   config: Pick<
@@ -132,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
+  await app.register(userRoutes, { users: new UserService(deps.pool) });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

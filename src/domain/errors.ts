@@ -43,6 +43,11 @@ export const ErrorCodes = {
   AMBIGUOUS_MODEL: { status: 400, title: 'More than one provider serves this model; name the provider' },
   ADMIN_LOCAL_ONLY: { status: 403, title: 'Admin routes answer only requests from this machine (loopback)' },
   ADMIN_SECRET_INVALID: { status: 401, title: 'The secret is missing or wrong' },
+  USER_NOT_FOUND: { status: 404, title: 'No such user' },
+  USER_EXISTS: { status: 409, title: 'A user with this email exists already' },
+  KEY_NOT_FOUND: { status: 404, title: 'No such API key' },
+  LOCAL_USER_PROTECTED: { status: 409, title: 'The built-in local user cannot be deleted or demoted' },
+  LAST_ADMIN: { status: 409, title: 'This is the last admin; make another admin first' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
