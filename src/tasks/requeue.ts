@@ -3,6 +3,7 @@ import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
 import type { TaskRow } from './rows.js';
+import type { TaskOwner } from './queries.js';
 
 /**
  * Run a failed or canceled task again (the dead-letter "retry" button): a fresh set of
@@ -11,10 +12,12 @@ import type { TaskRow } from './rows.js';
  */
 const REQUEUE = `
 WITH target AS (
-  SELECT id, provider FROM tasks WHERE id = $1 AND user_id = $2 AND status IN ('failed', 'canceled') FOR UPDATE
+  SELECT id, provider, user_id FROM tasks
+  WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND status IN ('failed', 'canceled') FOR UPDATE
 ), tag AS (
+  -- The owner's fair-queuing clock, also when an admin retries someone else's task.
   INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
-  SELECT target.provider, $2, coalesce((SELECT vclock FROM provider_clocks p WHERE p.provider = target.provider), 0) + 1
+  SELECT target.provider, target.user_id, coalesce((SELECT vclock FROM provider_clocks p WHERE p.provider = target.provider), 0) + 1
   FROM target
   ON CONFLICT (provider, user_id) DO UPDATE SET last_vtime = greatest(uc.last_vtime + 1, EXCLUDED.last_vtime)
   RETURNING last_vtime
@@ -31,10 +34,10 @@ SELECT * FROM t`;
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
-  userId: string,
+  owner: TaskOwner,
   taskId: string,
 ): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
+  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, owner] });
   const task = rows[0];
   if (task) {
     hints.taskReady(task.provider);

@@ -15,7 +15,7 @@ import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
 import { QueuePositions } from './queue-positions.js';
-import { findImages, findTask, listTasks, type TaskFilter } from './queries.js';
+import { findImages, findTask, listTasks, type TaskFilter, type TaskOwner } from './queries.js';
 import { requeueTask } from './requeue.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 import { checkProviderOptions } from './provider-options.js';
@@ -198,8 +198,9 @@ export class TaskService {
     return resolveInputImage(this.inputs, userId, image, model);
   }
 
-  async get(userId: string, taskId: string): Promise<TaskView> {
-    const task = await findTask(this.pool, userId, taskId);
+  /** `owner`: whose task it must be; null (admins) finds any user's. */
+  async get(owner: TaskOwner, taskId: string): Promise<TaskView> {
+    const task = await findTask(this.pool, owner, taskId);
     if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
     return this.view(task);
   }
@@ -218,10 +219,10 @@ export class TaskService {
     };
   }
 
-  async cancel(userId: string, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
-    const outcome = await cancelTask(this.pool, this.hints, userId, taskId);
+  async cancel(owner: TaskOwner, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
+    const outcome = await cancelTask(this.pool, this.hints, owner, taskId);
     if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
-    const view = await this.get(userId, taskId);
+    const view = await this.get(owner, taskId);
     if (outcome === 'already_finished') {
       throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, {
         task_status: view.task.status,
@@ -230,10 +231,10 @@ export class TaskService {
     return { outcome, view };
   }
 
-  async retry(userId: string, taskId: string): Promise<TaskView> {
-    const task = await requeueTask(this.pool, this.hints, userId, taskId);
+  async retry(owner: TaskOwner, taskId: string): Promise<TaskView> {
+    const task = await requeueTask(this.pool, this.hints, owner, taskId);
     if (task) return this.view(task);
-    const current = await this.get(userId, taskId);
+    const current = await this.get(owner, taskId);
     throw new ApiError('TASK_NOT_RETRYABLE', `task ${taskId} is ${current.task.status}`, {
       task_status: current.task.status,
     });
