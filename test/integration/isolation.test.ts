@@ -233,6 +233,13 @@ describe('events', () => {
     await own.ended;
     expect(own.updates().every((update) => update.task_id === done.id)).toBe(true);
     expect(own.messages.at(-1)?.event).toBe('done');
+    // An admin may follow any task by id: the same history, to the same end.
+    const followed = await openSse(`${easel.url}/v1/events?task_id=${done.id}`, {
+      authorization: `Bearer ${admin.key}`,
+    });
+    await followed.ended;
+    expect(followed.updates().map((u) => u.event_id)).toEqual(own.updates().map((u) => u.event_id));
+    expect(followed.messages.at(-1)?.event).toBe('done');
   });
 
   it("the unfiltered stream carries only the caller's own events, even resumed from the start", async () => {
