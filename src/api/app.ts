@@ -32,6 +32,8 @@ import { tokenStatusRoutes } from './routes/token-status.js';
 import { taskRoutes } from './routes/tasks.js';
 import { uploadRoutes } from './routes/uploads.js';
 import { creditRoutes } from './routes/credits.js';
+import { userRoutes } from './routes/users.js';
+import { UserService } from '../users/service.js';
 
 export interface AppDeps {
   config: Pick<
@@ -146,6 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(adminQueueRoutes, { admin });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
   await app.register(creditRoutes, { pool: deps.pool });
+  await app.register(userRoutes, { users: new UserService(deps.pool) });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

@@ -12,6 +12,10 @@ declare module 'fastify' {
     /** `principal.userId`, kept as its own field for the routes that only need the owner. */
     userId: string;
   }
+  interface FastifyContextConfig {
+    /** An admin-only route: the auth hook answers 403 ADMIN_REQUIRED to anyone else. */
+    admin?: boolean;
+  }
 }
 
 /** Keyless requests in local mode act as the built-in local user, an admin (migration 0009). */
@@ -32,6 +36,15 @@ export function isPublicRoute(route: string | undefined): boolean {
     route === '/docs' ||
     route.startsWith('/docs/')
   );
+}
+
+/**
+ * Admin-only routes: everything under `/v1/admin/`, and any route declared with
+ * `config: { admin: true }`. One rule, read by the auth hook and by the OpenAPI document alike,
+ * so a new admin route is both guarded and documented as such.
+ */
+export function isAdminRoute(route: string | undefined, config: { admin?: boolean } | undefined): boolean {
+  return config?.admin === true || (route !== undefined && route.startsWith('/v1/admin/'));
 }
 
 /** `Authorization: Bearer <key>` → the key; undefined without the header. */
@@ -64,6 +77,8 @@ export function registerAuth(app: FastifyInstance, options: { pool: Queryable; m
     }
     request.principal = principal;
     request.userId = principal.userId;
+    // Before body parsing and validation: a non-admin learns nothing about the route's input.
+    if (isAdminRoute(request.routeOptions.url, request.routeOptions.config)) await requireAdmin(request);
   });
 }
 

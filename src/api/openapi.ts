@@ -1,7 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { OpenAPIV3_1 } from 'openapi-types';
 import type { ErrorCode } from '../domain/errors.js';
-import { isPublicRoute } from './auth.js';
+import { isAdminRoute, isPublicRoute } from './auth.js';
 import { HOST_CHECK_EXEMPT_ROUTES } from './host-check.js';
 import { ProblemSchema } from './schemas/task.js';
 
@@ -36,6 +36,10 @@ const HEADERS = {
   },
   ETag: { description: "The image's sha256, quoted. The bytes behind a URL never change.", schema: { type: 'string' } },
   'Cache-Control': { description: 'Cacheable for a year, by this user only.', schema: { type: 'string' } },
+  'WWW-Authenticate': {
+    description: 'The scheme to authenticate with: `Bearer realm="easel"` (RFC 6750).',
+    schema: { type: 'string' },
+  },
   'Retry-After': {
     description: 'Seconds to wait before trying again.',
     schema: { type: 'string', pattern: '^[0-9]+$' },
@@ -85,6 +89,8 @@ const image = { type: 'string', format: 'binary' } as const;
 
 const NOT_ADMIN = `The API key is not an admin's (${codes('ADMIN_REQUIRED')}).`;
 const NO_CREDENTIAL = `No credential with that id (${codes('CREDENTIAL_NOT_FOUND')}).`;
+const NO_USER = `No user with that id, or not one you may see (${codes('USER_NOT_FOUND')}).`;
+const NO_KEY_GIVEN = `No valid API key: none was sent where one is required (${codes('AUTH_REQUIRED')}), or the one sent is unknown, revoked or its user deleted (${codes('INVALID_API_KEY')}).`;
 const ADMIN_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
 
 /** The admin views over every user's tasks, the dead letters, the queue and users (admins only). */
@@ -398,6 +404,76 @@ const OPERATIONS: Record<string, OperationFacts> = {
     },
     headers: { 201: ['Idempotent-Replayed'], 503: ['Retry-After'] },
   },
+  'POST /v1/users': {
+    operationId: 'createUser',
+    problems: {
+      400: ADMIN_BODY,
+      409: `A live user has this email already (${codes('USER_EXISTS')}); \`existing_id\` names them.`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/users': {
+    operationId: 'listUsers',
+    problems: {
+      400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).`,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/users/{id}': {
+    operationId: 'getUser',
+    problems: { 400: BAD_REQUEST, 404: NO_USER, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'PATCH /v1/users/{id}': {
+    operationId: 'updateUser',
+    problems: {
+      400: ADMIN_BODY,
+      404: NO_USER,
+      409: `Another live user has this email (${codes('USER_EXISTS')}), or the change would demote the built-in local user (${codes('LOCAL_USER_PROTECTED')}) or the last admin (${codes('LAST_ADMIN')}).`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'DELETE /v1/users/{id}': {
+    operationId: 'deleteUser',
+    problems: {
+      400: BAD_ID,
+      404: NO_USER,
+      409: `The built-in local user (${codes('LOCAL_USER_PROTECTED')}) and the last admin (${codes('LAST_ADMIN')}) cannot be deleted.`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/me': { operationId: 'getMe', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
+  'POST /v1/users/{id}/keys': {
+    operationId: 'createApiKey',
+    problems: { 400: ADMIN_BODY, 404: NO_USER, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'GET /v1/users/{id}/keys': {
+    operationId: 'listApiKeys',
+    problems: { 400: BAD_REQUEST, 404: NO_USER, 503: DATABASE_DOWN },
+    headers: { 503: ['Retry-After'] },
+  },
+  'DELETE /v1/keys/{id}': {
+    operationId: 'revokeApiKey',
+    problems: {
+      400: BAD_ID,
+      404: `No API key with that id is yours (${codes('KEY_NOT_FOUND')}).`,
+      413: TOO_LARGE,
+      415: WRONG_MEDIA_TYPE,
+      503: DATABASE_DOWN,
+    },
+    headers: { 503: ['Retry-After'] },
+  },
 };
 
 function problemResponse(description: string): Response {
@@ -407,7 +483,27 @@ function problemResponse(description: string): Response {
 /** `/v1/tasks/{id}` (OpenAPI) → `/v1/tasks/:id` (Fastify), to ask whether the host check applies. */
 const fastifyPath = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
 
-function applyFacts(path: string, method: string, operation: Operation): void {
+/** Who may call a route, from the same rules the auth hook applies (src/api/auth.ts). */
+interface Access {
+  public: boolean;
+  admin: boolean;
+}
+/** The name of the bearer scheme in `components.securitySchemes`. */
+const BEARER = 'apiKey';
+
+/**
+ * Security from the route's nature, never by hand: public routes `security: []`; every other
+ * route needs a key, so it can answer 401 (with WWW-Authenticate), and an admin-only one 403.
+ */
+function applyAccess(key: string, operation: Operation, problems: Problems, access: Access | undefined): void {
+  if (!access) throw new Error(`${key}: no route seen for it, so its access rules are unknown`);
+  operation.security = access.public ? [] : [{ [BEARER]: [] }];
+  if (access.public) return;
+  problems[401] = NO_KEY_GIVEN;
+  if (access.admin) problems[403] = NOT_ADMIN;
+}
+
+function applyFacts(path: string, method: string, operation: Operation, access: Map<string, Access>): void {
   const key = `${method.toUpperCase()} ${path}`;
   const facts = OPERATIONS[key];
   if (!facts) throw new Error(`src/api/openapi.ts has no OPERATIONS entry for ${key}: add one`);
@@ -424,8 +520,11 @@ function applyFacts(path: string, method: string, operation: Operation): void {
   // Every request with an API key counts against its per-minute budget (src/api/rate-limit.ts).
   const rateLimited = !isPublicRoute(fastifyPath(path));
   if (rateLimited) problems[429] = problems[429] ? `${problems[429]} Or: ${RATE_LIMITED}` : RATE_LIMITED;
+  applyAccess(key, operation, problems, access.get(`${method.toUpperCase()} ${fastifyPath(path)}`));
   for (const [status, description] of Object.entries(problems)) responses[status] = problemResponse(description!);
-  for (const [status, names] of Object.entries(facts.headers ?? {})) {
+  const headers: Record<string, HeaderName[]> = { ...facts.headers };
+  if (operation.security?.length) headers[401] = [...(headers[401] ?? []), 'WWW-Authenticate'];
+  for (const [status, names] of Object.entries(headers)) {
     const response = responses[status];
     if (!response) throw new Error(`${key}: headers given for status ${status}, which it never answers`);
     response.headers = Object.fromEntries(names.map((name) => [name, HEADERS[name]]));
@@ -479,11 +578,11 @@ function problemComponent(): OpenAPIV3_1.SchemaObject {
   return schema as OpenAPIV3_1.SchemaObject;
 }
 
-function makeExact(document: Document): Document {
+function makeExact(document: Document, access: Map<string, Access>): Document {
   for (const [path, item] of Object.entries(document.paths ?? {})) {
     for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
       const operation = item?.[method];
-      if (operation) applyFacts(path, method, operation);
+      if (operation) applyFacts(path, method, operation, access);
     }
   }
   document.components = {
@@ -499,6 +598,7 @@ export const API_DESCRIPTION =
 
 /** Options for @fastify/swagger. `publicUrl` (EASEL_PUBLIC_URL) becomes the server URL when set. */
 export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwaggerOptions {
+  const access = new Map<string, Access>();
   return {
     openapi: {
       openapi: '3.1.0',
@@ -510,8 +610,18 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
       },
       // Relative: the server that serves this document.
       servers: [{ url: publicUrl ?? '/' }],
-      // No authentication yet: every request acts as the built-in local user.
-      security: [],
+      // Every operation states its own security; this is the default for any that would not.
+      security: [{ [BEARER]: [] }],
+      components: {
+        securitySchemes: {
+          [BEARER]: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              '`Authorization: Bearer easel_sk_…`, a key from `POST /v1/users/{id}/keys` or `EASEL_ADMIN_KEY`. With `EASEL_AUTH=local` (the default on a loopback address) a request without a key acts as the built-in local admin.',
+          },
+        },
+      },
       tags: [
         { name: 'tasks', description: 'Submit, follow, cancel and retry generation tasks' },
         { name: 'events', description: 'Server-sent events' },
@@ -523,11 +633,23 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
           name: 'admin',
           description: 'Admin only: provider credentials, all tasks, dead letters, queue statistics and control',
         },
+        { name: 'users', description: 'Users, API keys, and who a request acts as' },
       ],
+    },
+    // Each route's access, from its options (config.admin) as the auth hook reads them.
+    transform: ({ schema, url, route }) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) {
+        access.set(`${method.toUpperCase()} ${url}`, {
+          public: isPublicRoute(url),
+          admin: isAdminRoute(url, route.config as { admin?: boolean } | undefined),
+        });
+      }
+      return { schema, url };
     },
     transformObject: (documentObject) => {
       if (!('openapiObject' in documentObject)) throw new Error('Easel documents OpenAPI 3 only');
-      return makeExact(documentObject.openapiObject as Document);
+      return makeExact(documentObject.openapiObject as Document, access);
     },
   };
 }

@@ -1,14 +1,17 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-
-/** `Authorization: Bearer $EASEL_API_KEY` when that variable is set; nothing otherwise (local mode). */
-function authorization(): Record<string, string> {
-  const key = process.env.EASEL_API_KEY?.trim();
-  return key ? { authorization: `Bearer ${key}` } : {};
-}
+import { problemLine } from './problem-hints.js';
 
 /** A small client for Easel's own HTTP API: what the CLI (and scripts) use. */
 export class EaselClient {
-  constructor(readonly baseUrl: string) {}
+  /** `apiKey`: sent as `Authorization: Bearer` on every request when given (EASEL_API_KEY). */
+  constructor(
+    readonly baseUrl: string,
+    private readonly apiKey?: string,
+  ) {}
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.apiKey ? { ...extra, authorization: `Bearer ${this.apiKey}` } : extra;
+  }
 
   async request<T>(
     method: string,
@@ -20,11 +23,7 @@ export class EaselClient {
     try {
       response = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: {
-          ...authorization(),
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...extraHeaders,
-        },
+        headers: this.headers({ ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extraHeaders }),
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
@@ -36,7 +35,7 @@ export class EaselClient {
     const data = text ? (JSON.parse(text) as T) : (undefined as T);
     if (!response.ok) {
       const problem = data as { code?: string; detail?: string };
-      throw new CliError(`${problem.code ?? response.status}: ${problem.detail ?? response.statusText}`);
+      throw new CliError(problemLine(problem.code, problem.detail, String(response.status)));
     }
     return { status: response.status, data };
   }
@@ -47,30 +46,30 @@ export class EaselClient {
     form.append(field, new Blob([bytes]), filename);
     let response: Response;
     try {
-      response = await fetch(new URL(path, this.baseUrl), { method: 'POST', body: form, headers: authorization() });
+      response = await fetch(new URL(path, this.baseUrl), { method: 'POST', body: form, headers: this.headers() });
     } catch (error) {
       throw new CliError(
         `cannot reach Easel at ${this.baseUrl} (${(error as Error).message}); is it running? Set EASEL_URL to point elsewhere.`,
       );
     }
     const data = (await response.json().catch(() => ({}))) as T & { code?: string; detail?: string };
-    if (!response.ok) throw new CliError(`${data.code ?? response.status}: ${data.detail ?? response.statusText}`);
+    if (!response.ok) throw new CliError(problemLine(data.code, data.detail, String(response.status)));
     return data;
   }
 
   async download(path: string): Promise<Buffer> {
-    const response = await fetch(new URL(path, this.baseUrl), { headers: authorization() });
-    if (!response.ok) throw new CliError(`download of ${path} failed with ${response.status}`);
+    const response = await fetch(new URL(path, this.baseUrl), { headers: this.headers() });
+    if (!response.ok) throw new CliError(await failure(response, `download of ${path} failed`));
     return Buffer.from(await response.arrayBuffer());
   }
 
   /** Follow an SSE stream until `onMessage` returns true or `signal` aborts. */
   async stream(path: string, onMessage: (message: EventSourceMessage) => boolean, signal?: AbortSignal): Promise<void> {
     const response = await fetch(new URL(path, this.baseUrl), {
-      headers: { ...authorization(), accept: 'text/event-stream' },
+      headers: this.headers({ accept: 'text/event-stream' }),
       signal,
     });
-    if (!response.ok || !response.body) throw new CliError(`event stream ${path} failed with ${response.status}`);
+    if (!response.ok || !response.body) throw new CliError(await failure(response, `event stream ${path} failed`));
     let done = false;
     const parser = createParser({ onEvent: (message) => (done ||= onMessage(message)) });
     const decoder = new TextDecoder();
@@ -92,6 +91,16 @@ export class CliError extends Error {
   override name = 'CliError';
 }
 
+/** A non-JSON answer's status, or a problem's code and detail with what to do about it. */
+async function failure(response: Response, what: string): Promise<string> {
+  const problem = (await response.json().catch(() => ({}))) as { code?: string; detail?: string };
+  if (!problem.code) return `${what} with ${response.status}`;
+  return `${what}: ${problemLine(problem.code, problem.detail, String(response.status))}`;
+}
+
 export function clientFromEnv(): EaselClient {
-  return new EaselClient(process.env.EASEL_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`);
+  return new EaselClient(
+    process.env.EASEL_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`,
+    process.env.EASEL_API_KEY?.trim() || undefined,
+  );
 }

@@ -13,9 +13,11 @@ import {
 import { addAdminCommands } from './admin-program.js';
 import { generate } from './commands/generate.js';
 import { addCredits, showBalance } from './commands/credits.js';
+import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/keys.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
+import { addUser, listUsers, removeUser } from './commands/users.js';
 import type { ErrorContext } from './explain-error.js';
 import { collectOption, examples, fraction, integer, integerFrom } from './options.js';
 import type { Roles } from '../runtime/easel.js';
@@ -273,5 +275,85 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .addHelpText('after', examples('easel credits balance', 'easel credits balance --json'))
     .action((options) => showBalance(clientFromEnv(), options));
 
+  addUserCommands(program);
   return program;
+}
+
+/** `easel users …` and `easel keys …`: the client sends EASEL_API_KEY (an admin's, for users). */
+function addUserCommands(program: Command): void {
+  const users = program
+    .command('users')
+    .description("manage users (needs an admin's EASEL_API_KEY, or local mode on this machine)")
+    .addHelpText(
+      'after',
+      examples('easel users add Ada --email ada@example.com', 'easel users ls', 'easel users rm ada@example.com'),
+    );
+  users
+    .command('add')
+    .description('create a user')
+    .argument('<name>', 'a name for people')
+    .option('--email <email>', 'unique among live users; lets you name the user by email later')
+    .option('--admin', 'make an admin (manages users, keys, credentials and any task)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel users add Ada --email ada@example.com', 'easel users add Ops --admin --json'))
+    .action((name: string, options) => addUser(clientFromEnv(), name, options));
+  users
+    .command('ls')
+    .description('list live users: id, role, email, name')
+    .option('--email <email>', 'only the user with this email')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel users ls', 'easel users ls --email ada@example.com --json'))
+    .action((options) => listUsers(clientFromEnv(), options));
+  users
+    .command('rm')
+    .description('delete a user: their tasks stay, their keys stop working at once')
+    .argument('<user>', 'user id or email')
+    .addHelpText('after', examples('easel users rm ada@example.com', 'easel users rm 0193a0c4-…'))
+    .action((user: string) => removeUser(clientFromEnv(), user));
+
+  const keys = program
+    .command('keys')
+    .description('API keys: create, list and revoke them; generate one for EASEL_ADMIN_KEY')
+    .addHelpText(
+      'after',
+      examples(
+        'EASEL_ADMIN_KEY=$(easel keys generate)',
+        'easel keys create ada@example.com --name laptop',
+        'easel keys ls',
+        'easel keys revoke <key-id>',
+      ) + '\nClient commands send EASEL_API_KEY as `Authorization: Bearer`.\n',
+    );
+  keys
+    .command('create')
+    .description('make an API key; it is printed once (alone on stdout) and stored only as a hash')
+    .argument('[user]', 'user id or email (default: yourself, the owner of EASEL_API_KEY)')
+    .option('--name <text>', 'what the key is for')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples(
+        'easel keys create ada@example.com --name laptop',
+        'KEY=$(easel keys create)',
+        'easel keys create --json',
+      ),
+    )
+    .action((user: string | undefined, options) => createKey(clientFromEnv(), user, options));
+  keys
+    .command('ls')
+    .description('list API keys (never the keys themselves)')
+    .argument('[user]', 'user id or email (default: yourself)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel keys ls', 'easel keys ls ada@example.com --json'))
+    .action((user: string | undefined, options) => listKeys(clientFromEnv(), user, options));
+  keys
+    .command('revoke')
+    .description('revoke an API key; every API process refuses it from the next request on')
+    .argument('<key-id>', 'the key id (from easel keys ls)')
+    .addHelpText('after', examples('easel keys revoke 0193a0c4-…'))
+    .action((id: string) => revokeKey(clientFromEnv(), id));
+  keys
+    .command('generate')
+    .description('print a fresh random API key, offline: set it as EASEL_ADMIN_KEY to bootstrap the first admin')
+    .addHelpText('after', examples('easel keys generate', 'echo "EASEL_ADMIN_KEY=$(easel keys generate)" >> .env'))
+    .action(printGeneratedKey);
 }

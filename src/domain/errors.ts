@@ -51,6 +51,10 @@ export const ErrorCodes = {
   PRIORITY_NOT_ALLOWED: { status: 400, title: 'The priority is above your maximum' },
   INSUFFICIENT_CREDITS: { status: 402, title: 'Not enough credits available for this task' },
   USER_NOT_FOUND: { status: 404, title: 'No such user' },
+  USER_EXISTS: { status: 409, title: 'A user with this email exists already' },
+  KEY_NOT_FOUND: { status: 404, title: 'No such API key' },
+  LOCAL_USER_PROTECTED: { status: 409, title: 'The built-in local user cannot be deleted or demoted' },
+  LAST_ADMIN: { status: 409, title: 'This is the last admin; make another admin first' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

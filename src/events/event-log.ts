@@ -116,7 +116,12 @@ export interface TaskEnding {
  * The caller's task with its latest final event, from one snapshot: a task stream needs both
  * to tell the final event that ends it from one that a retry has since superseded.
  */
-export async function findTaskEnding(db: Queryable, userId: string, taskId: string): Promise<TaskEnding | undefined> {
+/** `owner`: the caller's user id, or null for an admin following any user's task by id. */
+export async function findTaskEnding(
+  db: Queryable,
+  owner: string | null,
+  taskId: string,
+): Promise<TaskEnding | undefined> {
   const { rows } = await db.query<{ status: TaskStatus; tx: string | null; id: number | null }>({
     name: 'easel_task_ending',
     text: `SELECT t.status, f.tx, f.id FROM tasks t
@@ -125,8 +130,8 @@ export async function findTaskEnding(db: Queryable, userId: string, taskId: stri
              WHERE e.task_id = t.id AND e.type = ANY($3::text[])
              ORDER BY e.tx_id DESC, e.id DESC LIMIT 1
            ) f ON true
-           WHERE t.id = $1 AND t.user_id = $2`,
-    values: [taskId, userId, FINAL_EVENT_TYPES],
+           WHERE t.id = $1 AND ($2::uuid IS NULL OR t.user_id = $2)`,
+    values: [taskId, owner, FINAL_EVENT_TYPES],
   });
   const row = rows[0];
   if (!row) return undefined;

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
+import type { TaskOwner } from './queries.js';
 
 /**
  * One UPDATE over both unfinished states: a queued task ends `canceled` at once; a running one
@@ -24,7 +25,7 @@ WITH t AS (
     finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
     cancel_requested_at = coalesce(cancel_requested_at, now()),
     updated_at = now()
-  WHERE id = $1 AND user_id = $2 AND status IN ('queued', 'running')
+  WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND status IN ('queued', 'running')
   RETURNING *
 ), event AS (
   ${insertEventsSql(
@@ -36,11 +37,17 @@ SELECT CASE status WHEN 'canceled' THEN 'canceled' ELSE 'cancel_requested' END A
 
 export type CancelOutcome = 'canceled' | 'cancel_requested' | 'already_finished' | 'not_found';
 
-export async function cancelTask(db: Queryable, hints: Hints, userId: string, taskId: string): Promise<CancelOutcome> {
+/** `owner`: the caller's user id, or null for an admin acting on any user's task. */
+export async function cancelTask(
+  db: Queryable,
+  hints: Hints,
+  owner: TaskOwner,
+  taskId: string,
+): Promise<CancelOutcome> {
   const { rows } = await db.query<{ outcome: CancelOutcome }>({
     name: 'easel_cancel',
     text: CANCEL,
-    values: [taskId, userId],
+    values: [taskId, owner],
   });
   const outcome = rows[0]?.outcome;
   if (outcome) {
@@ -48,6 +55,9 @@ export async function cancelTask(db: Queryable, hints: Hints, userId: string, ta
     if (outcome === 'cancel_requested') hints.taskCancel(taskId);
     return outcome;
   }
-  const { rows: existing } = await db.query('SELECT 1 FROM tasks WHERE id = $1 AND user_id = $2', [taskId, userId]);
+  const { rows: existing } = await db.query(
+    'SELECT 1 FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)',
+    [taskId, owner],
+  );
   return existing.length > 0 ? 'already_finished' : 'not_found';
 }

@@ -2,11 +2,17 @@ import type { Queryable } from '../db/pool.js';
 import type { TaskStatus } from '../domain/task.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 
-export async function findTask(db: Queryable, userId: string, taskId: string): Promise<TaskRow | undefined> {
+/**
+ * Whose tasks a lookup by id may find: a user id (their own only), or null for any owner, which
+ * only an admin acting on one task by id gets (src/api/task-owner.ts). Lists never take null.
+ */
+export type TaskOwner = string | null;
+
+export async function findTask(db: Queryable, owner: TaskOwner, taskId: string): Promise<TaskRow | undefined> {
   const { rows } = await db.query<TaskRow>({
     name: 'easel_find_task',
-    text: 'SELECT * FROM tasks WHERE id = $1 AND user_id = $2',
-    values: [taskId, userId],
+    text: 'SELECT * FROM tasks WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)',
+    values: [taskId, owner],
   });
   return rows[0];
 }
@@ -29,14 +35,14 @@ export async function findImages(db: Queryable, taskIds: string[]): Promise<Map<
 
 export async function findImage(
   db: Queryable,
-  userId: string,
+  owner: TaskOwner,
   taskId: string,
   index: number,
 ): Promise<TaskImageRow | undefined> {
   const { rows } = await db.query<TaskImageRow>(
     `SELECT i.* FROM task_images i JOIN tasks t ON t.id = i.task_id
-     WHERE i.task_id = $1 AND i.index = $2 AND t.user_id = $3`,
-    [taskId, index, userId],
+     WHERE i.task_id = $1 AND i.index = $2 AND ($3::uuid IS NULL OR t.user_id = $3)`,
+    [taskId, index, owner],
   );
   return rows[0];
 }

@@ -3,19 +3,30 @@ import { TaskEventType } from '../domain/task.js';
 import type { Hints } from '../db/notifier.js';
 import { ACTIVE_STATUSES_SQL, withUserTaskLock } from './active-limit.js';
 import { insertEventsSql, sqlLiteral } from './events.js';
+import type { TaskOwner } from './queries.js';
 import type { TaskRow } from './rows.js';
+
+/**
+ * A retry counts like a submit: not above the priority ceiling ($3), and not when the task's
+ * owner already has $4 tasks queued or running. Run under the owner's task lock (active-limit.ts).
+ */
+const WITHIN_LIMITS = `
+    AND priority <= $3
+    AND (SELECT count(*) FROM (SELECT 1 FROM tasks mine WHERE mine.user_id = tasks.user_id
+                                 AND mine.status IN ${ACTIVE_STATUSES_SQL} LIMIT $4) a) < $4`;
 
 /**
  * Run a failed or canceled task again (the dead-letter "retry" button): a fresh set of
  * attempts and a fresh fair-queuing tag, as if just submitted. Its old error is kept in the
- * event history, not on the task.
+ * event history, not on the task. `$2` is the owner, or NULL for an admin acting on any task.
  */
-const requeueSql = (ownerCondition: string, withinLimits: boolean) => `
+const requeueSql = (withinLimits: boolean) => `
 WITH target AS (
   SELECT id, provider, user_id FROM tasks
-  WHERE id = $1 ${ownerCondition} AND status IN ('failed', 'canceled')${withinLimits ? WITHIN_LIMITS : ''}
+  WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) AND status IN ('failed', 'canceled')${withinLimits ? WITHIN_LIMITS : ''}
   FOR UPDATE
 ), tag AS (
+  -- The owner's fair-queuing clock, also when an admin retries someone else's task.
   INSERT INTO user_clocks AS uc (provider, user_id, last_vtime)
   SELECT target.provider, target.user_id,
          coalesce((SELECT vclock FROM provider_clocks p WHERE p.provider = target.provider), 0) + 1
@@ -32,27 +43,8 @@ WITH target AS (
 ), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.queued))})
 SELECT * FROM t`;
 
-/**
- * A retry counts like a submit: not above the user's priority ceiling ($3), and not when the
- * user already has $4 tasks queued or running. Run under the user's task lock (active-limit.ts).
- */
-const WITHIN_LIMITS = `
-    AND priority <= $3
-    AND (SELECT count(*) FROM (SELECT 1 FROM tasks WHERE user_id = $2 AND status IN ${ACTIVE_STATUSES_SQL} LIMIT $4) a) < $4`;
-/** The owner's retry (POST /v1/tasks/:id/retry): another user's task matches no row. */
-const REQUEUE = requeueSql('AND user_id = $2', false);
-const REQUEUE_WITHIN_LIMITS = requeueSql('AND user_id = $2', true);
-/** An admin's retry of any user's task (the dead letters), otherwise the same. */
-const REQUEUE_ANY_OWNER = requeueSql('', false);
-
-/**
- * Requeue one task of any owner, without hints: the caller (a batch in a transaction) sends
- * them after its commit, since a worker woken before the commit would find nothing.
- */
-export async function requeueAnyOwnersTask(db: Queryable, taskId: string): Promise<TaskRow | undefined> {
-  const { rows } = await db.query<TaskRow>({ name: 'easel_requeue_any', text: REQUEUE_ANY_OWNER, values: [taskId] });
-  return rows[0];
-}
+const REQUEUE = requeueSql(false);
+const REQUEUE_WITHIN_LIMITS = requeueSql(true);
 
 export interface RequeueLimits {
   maxPriority: number;
@@ -60,12 +52,12 @@ export interface RequeueLimits {
 }
 
 /**
- * The requeue alone, on a caller's client (in its transaction, under the user's task lock when
+ * The requeue alone, on a caller's client (in its transaction, under the owner's task lock when
  * `limits` are given); the caller sends the hints after its commit.
  */
 export async function requeueTaskRow(
   db: Queryable,
-  userId: string,
+  owner: TaskOwner,
   taskId: string,
   limits?: RequeueLimits,
 ): Promise<TaskRow | undefined> {
@@ -73,23 +65,30 @@ export async function requeueTaskRow(
     ? await db.query<TaskRow>({
         name: 'easel_requeue_within_limits',
         text: REQUEUE_WITHIN_LIMITS,
-        values: [taskId, userId, limits.maxPriority, limits.maxActiveTasks],
+        values: [taskId, owner, limits.maxPriority, limits.maxActiveTasks],
       })
-    : await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, userId] });
+    : await db.query<TaskRow>({ name: 'easel_requeue', text: REQUEUE, values: [taskId, owner] });
   return rows[0];
 }
 
+/**
+ * Requeue one task of any owner, without hints: the caller (a batch in a transaction) sends
+ * them after its commit, since a worker woken before the commit would find nothing.
+ */
+export const requeueAnyOwnersTask = (db: Queryable, taskId: string): Promise<TaskRow | undefined> =>
+  requeueTaskRow(db, null, taskId);
+
+/** Requeue and wake the workers; with `limits`, under the owner's task lock (`ownerId`). */
 export async function requeueTask(
   db: Queryable,
   hints: Hints,
-  userId: string,
+  owner: TaskOwner,
   taskId: string,
-  /** With limits, undefined also when the task's priority or the user's active tasks are over them. */
-  limits?: RequeueLimits,
+  limits?: RequeueLimits & { ownerId: string },
 ): Promise<TaskRow | undefined> {
   const task = limits
-    ? await withUserTaskLock(db as Pool, userId, (client) => requeueTaskRow(client, userId, taskId, limits))
-    : await requeueTaskRow(db, userId, taskId);
+    ? await withUserTaskLock(db as Pool, limits.ownerId, (client) => requeueTaskRow(client, owner, taskId, limits))
+    : await requeueTaskRow(db, owner, taskId);
   if (task) {
     hints.taskReady(task.provider);
     hints.taskEvents();

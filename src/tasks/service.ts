@@ -5,7 +5,7 @@ import type { Pool } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import type { CredentialAvailability, UnavailableReason } from '../credentials/availability.js';
 import { fieldRefusal, validationFailed, type ValidationIssue } from '../domain/validation.js';
-import { priorityNotAllowed, resolvePriority } from '../domain/priority.js';
+import { DEFAULT_MAX_PRIORITY, priorityNotAllowed, resolvePriority } from '../domain/priority.js';
 import { readMaxPriority } from '../limits/user-priority.js';
 import { tooManyActiveTasks, withUserTaskLock } from './active-limit.js';
 import { isTerminal, type TaskParams, type TaskStatus } from '../domain/task.js';
@@ -18,7 +18,7 @@ import type { TaskKind } from '../providers/types.js';
 import { cancelTask, type CancelOutcome } from './cancel.js';
 import { estimateSeconds, medianRunSeconds } from './position.js';
 import { QueuePositions } from './queue-positions.js';
-import { findImages, findTask, listTaskPage, type TaskFilter } from './queries.js';
+import { findImages, findTask, listTaskPage, type TaskFilter, type TaskOwner } from './queries.js';
 import { requeueTaskRow } from './requeue.js';
 import type { BillableTarget } from '../billing/estimate.js';
 import {
@@ -228,8 +228,9 @@ export class TaskService {
     return resolveInputImage(this.inputs, userId, image, model);
   }
 
-  async get(userId: string, taskId: string): Promise<TaskView> {
-    const task = await findTask(this.pool, userId, taskId);
+  /** `owner`: whose task it must be; null (admins) finds any user's. */
+  async get(owner: TaskOwner, taskId: string): Promise<TaskView> {
+    const task = await findTask(this.pool, owner, taskId);
     if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
     return this.view(task);
   }
@@ -251,10 +252,10 @@ export class TaskService {
     };
   }
 
-  async cancel(userId: string, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
-    const outcome = await cancelTask(this.pool, this.hints, userId, taskId);
+  async cancel(owner: TaskOwner, taskId: string): Promise<{ outcome: CancelOutcome; view: TaskView }> {
+    const outcome = await cancelTask(this.pool, this.hints, owner, taskId);
     if (outcome === 'not_found') throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
-    const view = await this.get(userId, taskId);
+    const view = await this.get(owner, taskId);
     if (outcome === 'already_finished') {
       throw new ApiError('TASK_NOT_CANCELABLE', `task ${taskId} is already ${view.task.status}`, {
         task_status: view.task.status,
@@ -264,51 +265,48 @@ export class TaskService {
   }
 
   /**
-   * Run a dead letter again. It counts like a submit: the user's priority ceiling and active-task
-   * limit apply, and a priced task starts a new attempt-chain with a hold of its own, in the
-   * requeue's transaction (402 and nothing changed when the balance cannot cover it); it is
-   * charged again only if this chain succeeds.
+   * Run a dead letter again. It counts like a submit: the priority ceiling and the owner's
+   * active-task limit apply, and a priced task starts a new attempt-chain with a hold of its own
+   * on the owner's account, in the requeue's transaction (402 and nothing changed when the
+   * balance cannot cover it); it is charged again only if this chain succeeds. `owner` is the
+   * caller's id, or null for an admin retrying any user's task (admins' ceiling is 10).
    *
-   * Under the user's task lock, the account row is locked before the requeue bumps the user's
+   * Under the owner's task lock, the account row is locked before the requeue bumps the owner's
    * fair-queuing clock, the order a priced submit takes them in, so the two never deadlock.
    */
-  async retry(userId: string, taskId: string): Promise<TaskView> {
-    const before = await this.get(userId, taskId);
-    if (before.task.status !== 'failed' && before.task.status !== 'canceled') throw notRetryable(before.task);
-    const maxPriority = await readMaxPriority(this.pool, userId);
-    if (before.task.priority > maxPriority) {
-      throw priorityNotAllowed(before.task.priority, maxPriority, "this task's priority");
-    }
+  async retry(owner: TaskOwner, taskId: string): Promise<TaskView> {
+    const before = (await this.get(owner, taskId)).task;
+    if (before.status !== 'failed' && before.status !== 'canceled') throw notRetryable(before);
+    const ownerId = before.user_id;
+    const maxPriority = owner === null ? DEFAULT_MAX_PRIORITY.admin : await readMaxPriority(this.pool, owner);
+    if (before.priority > maxPriority) throw priorityNotAllowed(before.priority, maxPriority, "this task's priority");
     const maxActiveTasks = this.config.limits.userMaxActiveTasks;
-    const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before.task)));
+    const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before)));
     const minBalanceMicro = this.config.minBalanceMicro;
     type RolledBack = 'refused' | 'not_requeued';
-    const outcome = await withUserTaskLock(this.pool, userId, async (client) => {
-      if (plan && !(await reserveCredits(client, userId, plan, minBalanceMicro))) {
+    const outcome = await withUserTaskLock(this.pool, ownerId, async (client) => {
+      if (plan && !(await reserveCredits(client, ownerId, plan, minBalanceMicro))) {
         throw new Rollback<RolledBack>('refused');
       }
-      const task = await requeueTaskRow(client, userId, taskId, { maxPriority, maxActiveTasks });
+      const task = await requeueTaskRow(client, owner, taskId, { maxPriority, maxActiveTasks });
       if (!task) throw new Rollback<RolledBack>('not_requeued');
-      if (plan) await recordHold(client, { taskId, userId, actorId: userId, plan, reason: 'estimate for a retry' });
+      if (plan) {
+        await recordHold(client, { taskId, userId: ownerId, actorId: ownerId, plan, reason: 'estimate for a retry' });
+      }
       return task;
     }).catch((error: unknown) => {
       if (error instanceof Rollback) return error.value as RolledBack;
       throw error;
     });
-    if (outcome === 'refused') throw await insufficientCredits(this.pool, userId, plan!, minBalanceMicro);
+    if (outcome === 'refused') throw await insufficientCredits(this.pool, ownerId, plan!, minBalanceMicro);
     if (outcome !== 'not_requeued') {
       this.hints.taskReady(outcome.provider);
       this.hints.taskEvents();
       return this.view(outcome);
     }
-    const current = (await this.get(userId, taskId)).task;
+    const current = (await this.get(owner, taskId)).task;
     // Still retryable but not requeued: the active-task limit said no (nothing was written).
-    if (current.status === 'failed' || current.status === 'canceled') {
-      if (current.priority > maxPriority) {
-        throw priorityNotAllowed(current.priority, maxPriority, "this task's priority");
-      }
-      throw tooManyActiveTasks(maxActiveTasks);
-    }
+    if (current.status === 'failed' || current.status === 'canceled') throw tooManyActiveTasks(maxActiveTasks);
     throw notRetryable(current);
   }
 

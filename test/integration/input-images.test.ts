@@ -15,6 +15,7 @@ import { createProviderRegistry } from '../../src/providers/index.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import { TaskService } from '../../src/tasks/service.js';
+import { createApiKey } from '../../src/auth/api-keys.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { bombPng, dataUrl, meanRgb, solidPng, upload } from '../helpers/images.js';
@@ -290,12 +291,17 @@ describe('ownership', () => {
     });
     expect((answer.body as unknown as { code: string }).code).toBe('UPLOAD_NOT_FOUND');
 
-    // Their own task on their upload works; its input is not served to the local user.
+    // Their own task on their upload works; its input is not served to a third user. (The local
+    // user is an admin, and admins may fetch any task's input by id.)
     const { view } = await mine.submit(other, { prompt: 'mine', kind: 'img2img', image: `upload:${theirs.id}` });
     expect(view.task.input_image?.sha256).toBe(theirs.sha256);
-    const hidden = await api(easel.url, 'GET', `/v1/tasks/${view.task.id}/input-image`);
+    const stranger = await createUser(easel.pool, `stranger-${Date.now()}`);
+    const { key } = await createApiKey(easel.pool, stranger, 'test');
+    const route = `/v1/tasks/${view.task.id}/input-image`;
+    const hidden = await api(easel.url, 'GET', route, undefined, { authorization: `Bearer ${key}` });
     expect(hidden.status).toBe(404);
     expect((hidden.body as unknown as { code: string }).code).toBe('TASK_NOT_FOUND');
+    expect((await fetch(easel.url + route)).status).toBe(200);
   });
 
   it('a txt2img task has no input image to serve', async () => {

@@ -5,6 +5,7 @@ import { createTestDatabase } from '../helpers/database.js';
 
 interface Operation {
   operationId?: string;
+  security?: unknown[];
   parameters?: Array<{ in: string; name: string }>;
   responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
   requestBody?: unknown;
@@ -14,7 +15,7 @@ interface Document {
   servers?: unknown[];
   security?: unknown[];
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, unknown> };
+  components: { schemas: Record<string, unknown>; securitySchemes?: Record<string, unknown> };
 }
 
 let easel: TestEasel;
@@ -64,60 +65,53 @@ describe('/openapi.json', () => {
   it('declares the image route with its bytes, 304 and 404, ETag and Cache-Control', () => {
     const image = operation('get', '/v1/tasks/{id}/images/{index}');
     expect(Object.keys(image.responses['200']!.content!)).toEqual(['image/png', 'image/jpeg', 'image/webp']);
-    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual(['200', '304', '400', '404', '421', '429', '503']);
+    expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual([
+      '200',
+      '304',
+      '400',
+      '401',
+      '404',
+      '421',
+      '429',
+      '503',
+    ]);
     expect(Object.keys(image.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
     expect(Object.keys(image.responses['304']!.headers!)).toEqual(['ETag', 'Cache-Control']);
   });
 
   it('lists the statuses each operation can answer, no more, no fewer', () => {
-    expect(statuses('post', '/v1/tasks')).toEqual(['200', '202', '400', '402', '409', '413', '415', '421', '429', '503']);
-    expect(statuses('get', '/v1/events')).toEqual(['200', '400', '404', '410', '421', '429', '503']);
-    expect(statuses('get', '/v1/providers')).toEqual(['200', '421', '429', '503']);
-    expect(statuses('get', '/v1/routes')).toEqual(['200', '421', '429']);
-    expect(statuses('get', '/v1/tasks')).toEqual(['200', '400', '421', '429', '503']);
-    expect(statuses('get', '/v1/tasks/{id}')).toEqual(['200', '400', '404', '421', '429', '503']);
-    expect(statuses('post', '/v1/tasks/{id}/cancel')).toEqual([
-      '200',
-      '202',
-      '400',
-      '404',
-      '409',
-      '413',
-      '415',
-      '421',
-      '429',
-      '503',
-    ]);
-    expect(statuses('post', '/v1/tasks/{id}/retry')).toEqual([
-      '202',
-      '400',
-      '402',
-      '404',
-      '409',
-      '413',
-      '415',
-      '421',
-      '429',
-      '503',
-    ]);
-    expect(statuses('post', '/v1/uploads')).toEqual(['201', '400', '413', '415', '421', '429', '503']);
-    expect(statuses('get', '/v1/tasks/{id}/input-image')).toEqual(['200', '304', '400', '404', '421', '429', '503']);
-    expect(statuses('get', '/v1/me/balance')).toEqual(['200', '421', '429', '503']);
-    expect(statuses('get', '/v1/me/ledger')).toEqual(['200', '400', '421', '429', '503']);
-    expect(statuses('post', '/v1/users/{id}/credits')).toEqual([
-      '201',
-      '400',
-      '403',
-      '404',
-      '409',
-      '413',
-      '415',
-      '421',
-      '429',
-      '503',
-    ]);
-    expect(statuses('get', '/readyz')).toEqual(['200', '503']);
-    expect(statuses('get', '/healthz')).toEqual(['200']);
+    // Every keyed route may answer 401 (no key, or a bad one) and 429 (the key's rate limit);
+    // admin routes 403 too. The rest is each route's own.
+    const expected: Record<string, string[]> = {
+      'POST /v1/tasks': ['200', '202', '400', '401', '402', '409', '413', '415', '421', '429', '503'],
+      'GET /v1/events': ['200', '400', '401', '404', '410', '421', '429', '503'],
+      'GET /v1/providers': ['200', '401', '421', '429', '503'],
+      'GET /v1/routes': ['200', '401', '421', '429'],
+      'GET /v1/tasks': ['200', '400', '401', '421', '429', '503'],
+      'GET /v1/tasks/{id}': ['200', '400', '401', '404', '421', '429', '503'],
+      'POST /v1/tasks/{id}/cancel': ['200', '202', '400', '401', '404', '409', '413', '415', '421', '429', '503'],
+      'POST /v1/tasks/{id}/retry': ['202', '400', '401', '402', '404', '409', '413', '415', '421', '429', '503'],
+      'POST /v1/uploads': ['201', '400', '401', '413', '415', '421', '429', '503'],
+      'GET /v1/tasks/{id}/input-image': ['200', '304', '400', '401', '404', '421', '429', '503'],
+      'GET /v1/me/balance': ['200', '401', '421', '429', '503'],
+      'GET /v1/me/ledger': ['200', '400', '401', '421', '429', '503'],
+      'POST /v1/users/{id}/credits': ['201', '400', '401', '403', '404', '409', '413', '415', '421', '429', '503'],
+      'POST /v1/users': ['201', '400', '401', '403', '409', '413', '415', '421', '429', '503'],
+      'GET /v1/users': ['200', '400', '401', '403', '421', '429', '503'],
+      'GET /v1/users/{id}': ['200', '400', '401', '404', '421', '429', '503'],
+      'DELETE /v1/users/{id}': ['204', '400', '401', '403', '404', '409', '413', '415', '421', '429', '503'],
+      'GET /v1/me': ['200', '401', '421', '429', '503'],
+      'POST /v1/users/{id}/keys': ['201', '400', '401', '404', '413', '415', '421', '429', '503'],
+      'GET /v1/users/{id}/keys': ['200', '400', '401', '404', '421', '429', '503'],
+      'DELETE /v1/keys/{id}': ['200', '400', '401', '404', '413', '415', '421', '429', '503'],
+    };
+    const actual = Object.fromEntries(
+      Object.keys(expected).map((key) => {
+        const [method, path] = key.split(' ') as [string, string];
+        return [key, statuses(method.toLowerCase(), path)];
+      }),
+    );
+    expect(actual).toEqual(expected);
   });
 
   it('declares 429 RATE_LIMITED with Retry-After on every keyed route and on none of the public ones', () => {
@@ -206,7 +200,37 @@ describe('/openapi.json', () => {
     expect(await buildOpenApiDocument()).toEqual(document);
     expect(document.info.title).toBe('Easel API');
     expect(document.servers).toEqual([{ url: '/' }]);
-    expect(document.security).toEqual([]);
+    expect(document.security).toEqual([{ apiKey: [] }]);
+  });
+
+  it('declares a bearer scheme, and security on every operation from its access: public, keyed or admin', async () => {
+    expect(document.components.securitySchemes).toEqual({
+      apiKey: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+    });
+    const withSecret = (await buildOpenApiDocument({ ADMIN_SECRET: 'a-secret-of-enough-length' })) as Document;
+    const all = Object.entries(withSecret.paths).flatMap(([path, item]) =>
+      Object.entries(item).map(([method, operation]) => ({ method, path, operation })),
+    );
+    const publicRoutes = ['/healthz', '/readyz', '/api/token-status'];
+    for (const { method, path, operation } of all) {
+      const key = `${method} ${path}`;
+      if (publicRoutes.includes(path)) {
+        expect(operation.security, key).toEqual([]);
+        continue;
+      }
+      expect(operation.security, key).toEqual([{ apiKey: [] }]);
+      const unauthorized = operation.responses['401'] as { description: string; headers: Record<string, unknown> };
+      expect(unauthorized.description, key).toContain('AUTH_REQUIRED');
+      expect(unauthorized.description, key).toContain('INVALID_API_KEY');
+      expect(Object.keys(unauthorized.headers), key).toContain('WWW-Authenticate');
+      const adminOnly =
+        path.startsWith('/v1/admin/') ||
+        (path.startsWith('/v1/users') && !/keys$|\{id\}$/.test(path)) ||
+        (path === '/v1/users/{id}' && method !== 'get');
+      expect(Object.keys(operation.responses).includes('403'), key).toBe(adminOnly);
+      if (adminOnly)
+        expect((operation.responses['403'] as { description: string }).description).toContain('ADMIN_REQUIRED');
+    }
   });
 });
 

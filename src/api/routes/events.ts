@@ -11,6 +11,7 @@ import { StreamSlots, type StreamLimits } from '../../events/stream-slots.js';
 import { sendProblem } from '../problem.js';
 import { ProblemSchema, Uuid } from '../schemas/task.js';
 import { toTaskUpdate } from '../task-resource.js';
+import { taskOwnerFor } from '../task-owner.js';
 
 export interface EventRoutesOptions {
   pool: Pool;
@@ -80,7 +81,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       try {
         if (resumeFrom) await refuseUnusableResumePoint(pool, resumeFrom, lastEventId as string);
         if (taskId) {
-          task = await findTaskEnding(pool, userId, taskId);
+          task = await findTaskEnding(pool, taskOwnerFor(request), taskId);
           if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${taskId}`);
         }
       } catch (error) {
@@ -138,10 +139,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         if (task && endsTaskStream(task, event)) finish(event.data.status);
       };
 
+      // A task stream follows the task found above, whoever owns it (an admin may follow any);
+      // the unfiltered stream is always the caller's own tasks only.
+      const eventUser = task ? undefined : userId;
       // Join live delivery first, buffering, then replay up to the join point: no gap, no repeat.
       let buffered: TaskEvent[] | undefined = [];
       const subscription = await hub.subscribe({
-        userId,
+        userId: eventUser,
         taskId,
         deliver: (event) => (buffered ? buffered.push(event) : send(event)),
       });
@@ -156,7 +160,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       try {
         let after = resumeFrom;
         while (after && open) {
-          const page = await readEvents(pool, { userId, taskId }, after, {
+          const page = await readEvents(pool, { userId: eventUser, taskId }, after, {
             until: subscription.joinedAt,
             limit: REPLAY_PAGE,
           });

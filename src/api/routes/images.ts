@@ -6,6 +6,7 @@ import { ApiError } from '../../domain/errors.js';
 import type { Storage } from '../../storage/storage.js';
 import { findImage, findTask } from '../../tasks/queries.js';
 import { Uuid } from '../schemas/task.js';
+import { taskOwnerFor } from '../task-owner.js';
 
 export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
   app,
@@ -26,7 +27,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       },
     },
     async (request, reply) => {
-      const image = await findImage(pool, request.userId, request.params.id, Number(request.params.index));
+      const image = await findImage(pool, taskOwnerFor(request), request.params.id, Number(request.params.index));
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
       return sendStoredImage(request, reply, storage, image, 'image');
     },
@@ -44,7 +45,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       },
     },
     async (request, reply) => {
-      const task = await findTask(pool, request.userId, request.params.id);
+      const task = await findTask(pool, taskOwnerFor(request), request.params.id);
       if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id}`);
       const input = task.input_image;
       if (!input) throw new ApiError('IMAGE_NOT_FOUND', 'the task has no input image; only img2img tasks do');

@@ -16,6 +16,7 @@ import { multipartSubmitLimits, readSubmitForm } from '../multipart-submit.js';
 import { readPageQuery } from '../page-query.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import { toTaskResource } from '../task-resource.js';
+import { taskOwnerFor } from '../task-owner.js';
 
 export interface TaskRoutesOptions {
   tasks: TaskService;
@@ -113,7 +114,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
         response: { 200: TaskSchema, ...problems },
       },
     },
-    async (request) => toTaskResource(await tasks.get(request.userId, request.params.id), baseUrl),
+    async (request) => toTaskResource(await tasks.get(taskOwnerFor(request), request.params.id), baseUrl),
   );
 
   app.get(
@@ -147,7 +148,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       },
     },
     async (request, reply) => {
-      const { outcome, view } = await tasks.cancel(request.userId, request.params.id);
+      const { outcome, view } = await tasks.cancel(taskOwnerFor(request), request.params.id);
       return reply.code(outcome === 'canceled' ? 200 : 202).send(toTaskResource(view, baseUrl));
     },
   );
@@ -163,6 +164,6 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      reply.code(202).send(toTaskResource(await tasks.retry(request.userId, request.params.id), baseUrl)),
+      reply.code(202).send(toTaskResource(await tasks.retry(taskOwnerFor(request), request.params.id), baseUrl)),
   );
 };
