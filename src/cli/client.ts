@@ -23,7 +23,10 @@ export class EaselClient {
     try {
       response = await fetch(new URL(path, this.baseUrl), {
         method,
-        headers: this.headers({ ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...extraHeaders }),
+        headers: this.headers({
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...extraHeaders,
+        }),
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (error) {
