@@ -349,6 +349,18 @@ describe('every route', () => {
     }
   });
 
+  it('shows each user only their own balance and ledger', async () => {
+    walked.add('GET /v1/me/balance');
+    walked.add('GET /v1/me/ledger');
+    const topUp = await as(admin, 'POST', `/v1/users/${alice.id}/credits`, { amount: 7, reason: 'isolation' });
+    expect(topUp.status, JSON.stringify(topUp.body)).toBe(201);
+    expect((await as<{ balance: number }>(alice, 'GET', '/v1/me/balance')).body.balance).toBe(7);
+    expect((await as<{ balance: number }>(bob, 'GET', '/v1/me/balance')).body.balance).toBe(0);
+    const mine = await as<{ data: Array<{ reason: string }> }>(alice, 'GET', '/v1/me/ledger');
+    expect(mine.body.data.map((entry) => entry.reason)).toContain('isolation');
+    expect((await as<{ data: unknown[] }>(bob, 'GET', '/v1/me/ledger')).body.data).toEqual([]);
+  });
+
   it('answers the shared views (providers, routes, queue) to every user', async () => {
     for (const key of ['GET /v1/providers', 'GET /v1/routes', 'GET /v1/queue']) {
       walked.add(key);
