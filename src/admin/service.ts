@@ -21,8 +21,8 @@ export interface QueueStats {
 }
 
 export interface UserOverview extends UserWithTaskCounts {
-  /** Credits, or null while no credits ledger is wired in (see `balancesOf`). */
-  balance: number | null;
+  /** Credits on the user's account (0 when never credited). */
+  balance: number;
 }
 
 /**
@@ -35,11 +35,8 @@ export class AdminService {
     private readonly pool: Pool,
     private readonly storage: Storage,
     private readonly hints: Hints,
-    /**
-     * BALANCES: the credits work supplies each user's balance in credits here (ids with no
-     * entry show null). Until then no build has a ledger, so every balance is null.
-     */
-    private readonly balancesOf: (userIds: string[]) => Promise<Map<string, number>> = async () => new Map(),
+    /** Each user's balance in credits (src/billing/accounts.ts). */
+    private readonly balancesOf: (userIds: string[]) => Promise<Map<string, number>>,
   ) {}
 
   async listTasks(
@@ -89,6 +86,6 @@ export class AdminService {
   }> {
     const { users, nextCursor } = await listUsersWithTaskCounts(this.pool, page);
     const balances = await this.balancesOf(users.map((user) => user.id));
-    return { users: users.map((user) => ({ ...user, balance: balances.get(user.id) ?? null })), nextCursor };
+    return { users: users.map((user) => ({ ...user, balance: balances.get(user.id) ?? 0 })), nextCursor };
   }
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config/config.js';
 import type { CredentialAvailability } from '../credentials/availability.js';
 import type { CredentialService } from '../credentials/service.js';
 import type { Pool } from '../db/pool.js';
+import { balancesOf } from '../billing/accounts.js';
 import { registerAuth } from './auth.js';
 import { registerRateLimit } from './rate-limit.js';
 import type { EventHub } from '../events/hub.js';
@@ -143,7 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     prices: config.prices,
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
-  const admin = new AdminService(deps.pool, deps.storage, deps.hints ?? NO_HINTS);
+  const admin = new AdminService(deps.pool, deps.storage, deps.hints ?? NO_HINTS, (ids) => balancesOf(deps.pool, ids));
   await app.register(adminTaskRoutes, { admin, baseUrl });
   await app.register(adminQueueRoutes, { admin });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });

@@ -1,5 +1,6 @@
 import type { Pool, Queryable } from '../db/pool.js';
 import { inTransaction, Rollback } from '../db/transaction.js';
+import { toCredits } from './money.js';
 
 /** A `credit_ledger` row as the driver returns it (amounts in micro-credits). */
 export interface LedgerRow {
@@ -29,6 +30,17 @@ export async function balanceOf(db: Queryable, userId: string): Promise<Balance>
     [userId],
   );
   return { balanceMicro: rows[0]?.balance ?? 0, heldMicro: rows[0]?.held ?? 0 };
+}
+
+/** Several users' balances in credits; a user never credited is 0. */
+export async function balancesOf(db: Queryable, userIds: string[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ user_id: string; balance: number }>(
+    'SELECT user_id, balance FROM credit_accounts WHERE user_id = ANY($1::uuid[])',
+    [userIds],
+  );
+  const balances = new Map(userIds.map((id) => [id, 0]));
+  for (const row of rows) balances.set(row.user_id, toCredits(Number(row.balance)));
+  return balances;
 }
 
 /** Newest first; `before` is the id of the last entry of the previous page. */

@@ -501,19 +501,21 @@ describe('POST /v1/admin/queue/clear', () => {
 });
 
 describe('GET /v1/admin/users', () => {
-  it('lists users with their task counts by status, and a balance place', async () => {
+  it('lists users with their task counts by status and their balance', async () => {
     const carol = await createUser(easel.pool, 'carol');
     const dave = await createUser(easel.pool, 'dave, deleted');
     await easel.pool.query(`UPDATE users SET deleted_at = now() - interval '3 days' WHERE id = $1`, [dave]);
     await seed(carol, 'users-p');
     await seedMany(2, carol, 'users-p', { status: 'failed', error: 'X' });
     await seed(carol, 'users-p', { status: 'succeeded' });
+    const topUp = await asAdmin('POST', `/v1/users/${carol}/credits`, { amount: 2.5, reason: 'admin view' });
+    expect(topUp.status).toBe(201);
     interface User {
       id: string;
       name: string;
       role: string;
       tasks: Record<string, number>;
-      balance: number | null;
+      balance: number;
       deleted_at: string | null;
     }
     const users: User[] = [];
@@ -534,7 +536,7 @@ describe('GET /v1/admin/users', () => {
         name: 'carol',
         role: 'user',
         tasks: { queued: 1, running: 0, succeeded: 1, failed: 2, canceled: 0 },
-        balance: null,
+        balance: 2.5,
       }),
     );
     expect(byId.get(carol)?.deleted_at).toBeNull();

@@ -171,7 +171,7 @@ export const AdminUserSchema = Type.Object({
     failed: Type.Integer(),
     canceled: Type.Integer(),
   }),
-  balance: Nullable(Type.Number({ description: 'Credits. Null where this build keeps no credits ledger.' })),
+  balance: Type.Number({ description: 'Credits on the account (0 when never credited).' }),
 });
 
 export const AdminUserListSchema = Type.Object({
