@@ -1,3 +1,4 @@
+import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { randomBytes } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +82,9 @@ beforeAll(async () => {
       EASEL_POLL_INTERVAL_MS: '60000',
     },
   });
+  // The prices above make these tasks priced: the local user needs credits to submit them.
+  const topUp = await api(easel.url, 'POST', `/v1/users/${LOCAL_USER_ID}/credits`, { amount: 1000, reason: 'test' });
+  expect(topUp.status).toBe(201);
 });
 
 afterAll(async () => {
