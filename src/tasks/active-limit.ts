@@ -7,8 +7,8 @@ import { ApiError } from '../domain/errors.js';
  *
  * Exact across API processes: a submit or retry takes the user's transaction-scoped advisory
  * lock, then counts, then writes, all in one transaction, so two submits of one user can never
- * both see the last free slot. The count comes from the tasks themselves (the partial index
- * `tasks_active_by_user`), not from a counter that every status change would have to keep right.
+ * both see the last free slot. The count comes from the tasks themselves (the index
+ * `tasks_by_user_status`), not from a counter that every status change would have to keep right.
  * The price is that one user's submits run one after another through their commit; other
  * users' submits never wait on it.
  */

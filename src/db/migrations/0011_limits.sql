@@ -1,4 +1,4 @@
--- Limits (issue 7): per-user priority ceilings, per-user active-task counting, per-key request rates.
+-- Limits (issue 7): per-user priority ceilings and per-key request rates.
 
 -- A user's highest allowed task priority; NULL = the role's default (5 for users, 10 for admins,
 -- src/limits/priority.ts). Set by admins through the users routes.
@@ -6,8 +6,10 @@ ALTER TABLE users
   ADD COLUMN max_priority smallint CHECK (max_priority BETWEEN 0 AND 10);
 
 -- Submits count a user's queued and running tasks (EASEL_USER_MAX_ACTIVE_TASKS) under the user's
--- lock; this keeps that count to the active tasks instead of the user's whole history.
-CREATE INDEX tasks_active_by_user ON tasks (user_id) WHERE status IN ('queued', 'running');
+-- lock: two ranges of tasks_by_user_status (0003), (user_id, 'queued') and (user_id, 'running'),
+-- so the count reads the active tasks only, never the user's history. No index of its own: a
+-- partial one on the active tasks tempted the planner into reading the whole queue for the
+-- admin's status filter (test/integration/admin-plans.test.ts).
 
 -- Requests per API key in the current fixed one-minute window (EASEL_KEY_RATE_PER_MINUTE). One
 -- row per key, rewritten in place when a new minute starts, so the table never grows with time.
