@@ -77,6 +77,7 @@ export function addAdminCommands(program: Command, queue: Command): void {
     .option('--limit <n>', 'how many, from 1 to 100 (default 20)', integerFrom(1, 100))
     .option('--cursor <id>', 'continue after this task')
     .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel admin dead ls', 'easel admin dead ls --provider replicate --json'))
     .action((options) => listDeadLetters(clientFromEnv(), options));
   deadLetterFilters(
     dead
