@@ -7,6 +7,7 @@ import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { expectLedgerConsistent } from '../helpers/credits.js';
 import { startFakeLicenseApi, type FakeLicenseApi } from '../fakes/license-api.js';
+import { runCli, succeeded } from '../helpers/processes.js';
 
 /**
  * The external licence API (LICENSE_API_ENDPOINT) against a fake on loopback: the balance check
@@ -314,6 +315,30 @@ describe('sending each charge once', () => {
     expect(await chargeOf(taskId)).toMatchObject({ status: 'settled' });
     expect(fake.deductRequests.filter((reference) => reference === taskId)).toHaveLength(2);
     expect(fake.balances.get(user.email)).toBe(4 * CREDIT);
+  });
+});
+
+describe('easel billing', () => {
+  it('lists an unreconciled charge and reconciles it from the CLI', async () => {
+    const user = await newUser('cli', { licenseCredits: 5 });
+    const env = { EASEL_URL: easel.url, EASEL_API_KEY: '' };
+    fake.down = true;
+    let taskId: string;
+    try {
+      taskId = await succeededTask(user.auth);
+      const left = await runCli(['billing', 'reconcile'], { env });
+      expect(left.code, left.stderr).toBe(1);
+      expect(left.stdout).toMatch(/settled 0/);
+    } finally {
+      fake.down = false;
+    }
+    const listed = succeeded(await runCli(['billing', 'unreconciled'], { env }));
+    expect(listed.stdout).toContain(taskId);
+    expect(listed.stdout).toContain(user.email);
+    const done = await runCli(['billing', 'reconcile', '--json'], { env });
+    expect(JSON.parse(done.stdout)).toMatchObject({ pending: 0 });
+    expect(await chargeOf(taskId)).toMatchObject({ status: 'settled' });
+    expect(fake.deductions.get(taskId)?.micro).toBe(CREDIT);
   });
 });
 
