@@ -26,6 +26,8 @@ import { AdminService } from '../admin/service.js';
 import { NO_HINTS, type Hints } from '../db/notifier.js';
 import { adminQueueRoutes } from './routes/admin-queue.js';
 import { adminTaskRoutes } from './routes/admin-tasks.js';
+import { adminBillingRoutes } from './routes/admin-billing.js';
+import type { LicenseApi } from '../billing/license-api.js';
 import { eventRoutes } from './routes/events.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
@@ -67,6 +69,8 @@ export interface AppDeps {
   log: Logger;
   /** Wakes workers and event streams after admin changes; without it they notice on their next poll. */
   hints?: Hints;
+  /** LICENSE_API_ENDPOINT: the licence API, for `POST /v1/admin/billing/reconcile`. */
+  licenseApi?: { api: LicenseApi; timeoutMs: number } | undefined;
 }
 
 /** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
@@ -150,6 +154,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
   await app.register(creditRoutes, { pool: deps.pool });
   await app.register(userRoutes, { users: new UserService(deps.pool) });
+  await app.register(adminBillingRoutes, { pool: deps.pool, licenseApi: deps.licenseApi });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

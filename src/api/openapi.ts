@@ -82,6 +82,7 @@ const NO_TASK = `No task with that id is yours (${codes('TASK_NOT_FOUND')}).`;
 const DATABASE_DOWN = `The database is restarting or out of reach (${codes('DATABASE_UNAVAILABLE')}); try again after \`Retry-After\` seconds.`;
 const RATE_LIMITED = `This API key made more than \`EASEL_KEY_RATE_PER_MINUTE\` requests this clock minute (${codes('RATE_LIMITED')}); try again after \`Retry-After\` seconds.`;
 const TOO_MANY_ACTIVE = `You have \`EASEL_USER_MAX_ACTIVE_TASKS\` tasks queued or running already (${codes('TOO_MANY_ACTIVE_TASKS')}); nothing was written; try again after \`Retry-After\` seconds.`;
+const BILLING_DOWN = `The billing service (\`LICENSE_API_ENDPOINT\`) did not answer and \`LICENSE_API_FAIL_OPEN\` is false (${codes('BILLING_UNAVAILABLE')}); nothing was written; try again after \`Retry-After\` seconds.`;
 const WRONG_HOST = `The \`Host\` header names no host this server answers to (${codes('HOST_NOT_ALLOWED')}); see EASEL_ALLOWED_HOSTS.`;
 
 const json = (schema: OpenAPIV3_1.SchemaObject) => ({ 'application/json': { schema } });
@@ -126,7 +127,37 @@ function adminViewOperations(): Record<string, OperationFacts> {
   };
 }
 
-const NO_CREDITS = `The task is priced and your available credits (balance − held) cannot cover its hold or are under \`EASEL_MIN_BALANCE\` (${codes('INSUFFICIENT_CREDITS')}); \`balance\`, \`held\`, \`available\`, \`needed\` and \`min_balance\` say by how much; nothing was written.`;
+/** The licence API's charges (docs/billing.md, "External billing"): admins only. */
+function adminBillingOperations(): Record<string, OperationFacts> {
+  const noKey = `A key is needed and none was sent (${codes('AUTH_REQUIRED')}), or the key is not valid (${codes('INVALID_API_KEY')}).`;
+  return {
+    'GET /v1/admin/billing/unreconciled': {
+      operationId: 'listUnreconciledCharges',
+      problems: {
+        400: `A page parameter is not valid (${codes('VALIDATION_FAILED', 'INVALID_CURSOR')}); \`errors[]\` names it.`,
+        401: noKey,
+        403: NOT_ADMIN,
+        503: DATABASE_DOWN,
+      },
+      headers: { 503: ['Retry-After'] },
+    },
+    'POST /v1/admin/billing/reconcile': {
+      operationId: 'reconcileCharges',
+      problems: {
+        400: `\`retry_failed\` is neither \`true\` nor \`false\` (${codes('VALIDATION_FAILED')}), or a body sent along is not JSON (${codes('MALFORMED_JSON')}).`,
+        401: noKey,
+        403: NOT_ADMIN,
+        409: `\`LICENSE_API_ENDPOINT\` is not set (${codes('BILLING_NOT_CONFIGURED')}); nothing was sent.`,
+        413: TOO_LARGE,
+        415: WRONG_MEDIA_TYPE,
+        503: DATABASE_DOWN,
+      },
+      headers: { 503: ['Retry-After'] },
+    },
+  };
+}
+
+const NO_CREDITS = `The task is priced and your available credits (balance − held) cannot cover its hold or are under \`EASEL_MIN_BALANCE\` (${codes('INSUFFICIENT_CREDITS')}); \`balance\`, \`held\`, \`available\`, \`needed\` and \`min_balance\` say by how much; nothing was written. With \`LICENSE_API_ENDPOINT\` set, the same when the billing service's balance falls short (\`source: "license_api"\`).`;
 
 const OPERATIONS: Record<string, OperationFacts> = {
   'POST /v1/admin/credentials': {
@@ -213,7 +244,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       429: TOO_MANY_ACTIVE,
       413: `${TOO_LARGE} Or, in a form, the \`image\` file exceeds \`EASEL_UPLOAD_MAX_BYTES\`.`,
       415: WRONG_SUBMIT_MEDIA_TYPE,
-      503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already and nothing was written (${codes('QUEUE_FULL')}). Or: ${DATABASE_DOWN}`,
+      503: `About \`EASEL_MAX_QUEUED_TASKS\` tasks are queued already and nothing was written (${codes('QUEUE_FULL')}). Or: ${DATABASE_DOWN} Or: ${BILLING_DOWN}`,
     },
     headers: {
       200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
@@ -257,7 +288,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
       429: TOO_MANY_ACTIVE,
-      503: DATABASE_DOWN,
+      503: `${DATABASE_DOWN} Or: ${BILLING_DOWN}`,
     },
     headers: { 429: ['Retry-After'], 503: ['Retry-After'] },
   },
@@ -378,6 +409,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
   'GET /v1/routes': { operationId: 'listRoutes', problems: {} },
   'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
   ...adminViewOperations(),
+  ...adminBillingOperations(),
   'GET /v1/me/balance': {
     operationId: 'getMyBalance',
     problems: { 503: DATABASE_DOWN },

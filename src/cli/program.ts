@@ -13,6 +13,7 @@ import {
 import { addAdminCommands } from './admin-program.js';
 import { generate } from './commands/generate.js';
 import { addCredits, showBalance } from './commands/credits.js';
+import { addBillingCommands } from './commands/billing.js';
 import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/keys.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
@@ -276,6 +277,7 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .action((options) => showBalance(clientFromEnv(), options));
 
   addUserCommands(program);
+  addBillingCommands(program);
   return program;
 }
 

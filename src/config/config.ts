@@ -6,6 +6,7 @@ import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
 import { looksLikeKey } from '../auth/api-keys.js';
 import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
+import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -71,6 +72,8 @@ export interface Config {
   routes: readonly ModelRoute[];
   /** Per-user and per-key limits (docs/api.md, "Limits"). */
   limits: LimitsConfig;
+  /** LICENSE_API_*: the external licence API checked before and charged after; undefined = off. */
+  licenseApi: LicenseApiConfig | undefined;
 }
 
 export interface LimitsConfig {
@@ -199,6 +202,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       keyRatePerMinute: readInt(env, 'EASEL_KEY_RATE_PER_MINUTE', 600, { min: 1, max: 10_000_000 }),
     },
     minBalanceMicro: readMinBalanceMicro(env),
+    licenseApi: readLicenseApi(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

@@ -55,6 +55,8 @@ export const ErrorCodes = {
   KEY_NOT_FOUND: { status: 404, title: 'No such API key' },
   LOCAL_USER_PROTECTED: { status: 409, title: 'The built-in local user cannot be deleted or demoted' },
   LAST_ADMIN: { status: 409, title: 'This is the last admin; make another admin first' },
+  BILLING_UNAVAILABLE: { status: 503, title: 'The billing service is not reachable right now; try again shortly' },
+  BILLING_NOT_CONFIGURED: { status: 409, title: 'No external billing service is configured (LICENSE_API_ENDPOINT)' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -20,6 +20,8 @@ import { createLocalStorage } from '../storage/local.js';
 import type { Storage } from '../storage/storage.js';
 import { TaskService } from '../tasks/service.js';
 import { Worker } from '../worker/worker.js';
+import { createLicenseApi } from '../billing/license-api.js';
+import { ExternalBalanceCheck } from '../billing/external-balance.js';
 import { openDatabase, type Database } from './database.js';
 
 export interface Roles {
@@ -78,6 +80,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const notifier = new Notifier(db.connectionString, log.child({ component: 'notifier' }));
     cleanups.push(() => notifier.close());
 
+    const licenseApi = config.licenseApi && createLicenseApi(config.licenseApi);
     const running: RunningEasel = { db, listener, stop: stopAll };
     if (options.roles.worker) {
       const worker = new Worker({
@@ -90,6 +93,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         queue: config.queue,
         log,
         secrets: secretBox,
+        licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
       });
       await worker.start();
       cleanups.push(() => worker.stop());
@@ -117,6 +121,13 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
           }),
         },
         availability,
+        licenseApi &&
+          new ExternalBalanceCheck({
+            pool: db.pool,
+            api: licenseApi,
+            failOpen: config.licenseApi!.failOpen,
+            log: log.child({ component: 'license-api' }),
+          }),
       );
       const credentials = new CredentialService(db.pool, secretBox, {
         hints: notifier,
@@ -134,6 +145,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         availability,
         log,
         hints: notifier,
+        licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
       });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());

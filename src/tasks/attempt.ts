@@ -76,7 +76,8 @@ export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at'>;
 /**
  * Succeed, record the images and settle the task's credit hold (capture the cost at the price
  * frozen on the hold, release the rest: migration 0010) in one statement: all happen, or none.
- * The fence makes a late or repeated success match no row, so nothing is charged twice.
+ * The fence makes a late or repeated success match no row, so nothing is charged twice. With the
+ * licence API on, the external charge is recorded in the same statement (sent later, never here).
  */
 const SUCCEED = `
 WITH t AS (
@@ -90,14 +91,26 @@ WITH t AS (
                                              width int, height int, seed bigint, sha256 text)
 ), event AS (
   ${insertEventsSql('t', sqlLiteral(TaskEventType.succeeded), `jsonb_build_object('images', $5::jsonb)`)}
+), cost AS (
+  SELECT t.id, t.user_id, easel_capture_task_hold(t.id, t.provider, t.model, $3, jsonb_array_length($4::jsonb)) AS micro
+  FROM t
+), external_charge AS (
+  -- $6 (LICENSE_API_ENDPOINT set): what was captured is owed to the licence API too, by the
+  -- user's email (none: not billed externally). Workers' settler sends it later (0014).
+  INSERT INTO external_charges (task_id, user_id, email, amount)
+  SELECT cost.id, cost.user_id, u.email, cost.micro FROM cost JOIN users u ON u.id = cost.user_id
+  WHERE $6::boolean AND cost.micro > 0 AND u.email IS NOT NULL
+  ON CONFLICT (task_id) DO NOTHING
 )
-SELECT easel_capture_task_hold(t.id, t.provider, t.model, $3, jsonb_array_length($4::jsonb)) FROM t`;
+SELECT micro FROM cost`;
 
 export function succeedAttempt(
   db: Queryable,
   hints: Hints,
   lease: Lease,
   result: { predictTimeSeconds: number; images: StoredImage[] },
+  /** LICENSE_API_ENDPOINT is set: record the captured cost as an external charge. */
+  externalBilling = false,
 ): Promise<boolean> {
   return fencedWrite(db, hints, lease, {
     name: 'easel_succeed',
@@ -110,6 +123,7 @@ export function succeedAttempt(
       // The event carries the images' public description (no storage key) so live clients
       // need no second request to show the result.
       JSON.stringify(result.images.map(({ storage_key: _key, ...image }) => image)),
+      externalBilling,
     ],
     freesSlot: true,
   });

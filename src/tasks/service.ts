@@ -21,6 +21,7 @@ import { QueuePositions } from './queue-positions.js';
 import { findImages, findTask, listTaskPage, type TaskFilter, type TaskOwner } from './queries.js';
 import { requeueTaskRow } from './requeue.js';
 import type { BillableTarget } from '../billing/estimate.js';
+import type { ExternalBalanceCheck } from '../billing/external-balance.js';
 import {
   insufficientCredits,
   mayCover,
@@ -114,6 +115,8 @@ export class TaskService {
     private readonly inputs?: InputImageDeps,
     /** Credential pools' states, for `waiting_for`; without it queued tasks never say they wait. */
     private readonly availability?: CredentialAvailability,
+    /** LICENSE_API_ENDPOINT: the licence API's balance check before a priced submit or retry. */
+    private readonly externalBalance?: ExternalBalanceCheck,
   ) {
     // Checks every route against the providers here: a bad routes file stops the start.
     this.router = new Router(registry, config.routes, config.defaultProvider);
@@ -191,6 +194,7 @@ export class TaskService {
             if (hold && !(await mayCover(this.pool, userId, hold, minBalanceMicro))) {
               throw await insufficientCredits(this.pool, userId, hold, minBalanceMicro);
             }
+            await this.externalBalance?.check(userId, hold, minBalanceMicro);
             // The input's bytes go to storage only now, when nothing but the insert is left.
             if (input?.pending) {
               await this.inputs!.storage.put(input.image.storage_key, input.pending, input.image.content_type);
@@ -283,6 +287,8 @@ export class TaskService {
     const maxActiveTasks = this.config.limits.userMaxActiveTasks;
     const plan = await planTaskHold(this.pool, this.config.prices, billableTargets(retryTargets(before)));
     const minBalanceMicro = this.config.minBalanceMicro;
+    // Before anything is written: a refusal (402, or 503 when failing closed) changes nothing.
+    await this.externalBalance?.check(ownerId, plan, minBalanceMicro);
     type RolledBack = 'refused' | 'not_requeued';
     const outcome = await withUserTaskLock(this.pool, ownerId, async (client) => {
       if (plan && !(await reserveCredits(client, ownerId, plan, minBalanceMicro))) {

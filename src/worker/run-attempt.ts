@@ -50,6 +50,8 @@ export interface AttemptDeps {
   secrets: SecretBox | undefined;
   /** How long a rate-limited credential rests when the provider named no time. */
   credentialCooldownMs: number;
+  /** LICENSE_API_ENDPOINT is set: a success records its cost as an external charge. */
+  externalBilling?: boolean;
 }
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
@@ -164,7 +166,14 @@ async function recordSuccess(
 ): Promise<void> {
   const retry = { abandon: deps.abandon, log, what: 'the attempt outcome' };
   const won = await untilDatabaseAnswers(
-    () => succeedAttempt(deps.pool, deps.hints, lease, { predictTimeSeconds: seconds, images: stored }),
+    () =>
+      succeedAttempt(
+        deps.pool,
+        deps.hints,
+        lease,
+        { predictTimeSeconds: seconds, images: stored },
+        deps.externalBilling ?? false,
+      ),
     retry,
   );
   if (won) return;

@@ -15,6 +15,11 @@ import type { Lease, TaskRow } from '../tasks/rows.js';
 import { heartbeat, registerWorker, unregisterWorker } from '../tasks/workers.js';
 import { AttemptAborted } from '../providers/abort.js';
 import { runAttempt } from './run-attempt.js';
+import { settleBatch } from '../billing/external-charges.js';
+import type { LicenseApi } from '../billing/license-api.js';
+
+/** Charges one maintenance pass sends to the licence API, at once (each bounded by the timeout). */
+const EXTERNAL_CHARGES_PER_PASS = 20;
 
 export interface WorkerDeps {
   pool: Pool;
@@ -27,6 +32,8 @@ export interface WorkerDeps {
   log: Logger;
   /** Opens pool credentials; undefined when no secret key is configured. */
   secrets: SecretBox | undefined;
+  /** LICENSE_API_ENDPOINT: successes record external charges; the maintenance pass sends them. */
+  licenseApi?: { api: LicenseApi; timeoutMs: number };
 }
 
 interface RunningAttempt {
@@ -230,6 +237,7 @@ export class Worker {
       progressIntervalMs: 500,
       abandon: this.abandon.signal,
       credentialCooldownMs: this.deps.config.credentialCooldownMs,
+      externalBilling: this.deps.licenseApi !== undefined,
     };
     // The slot stays taken until the outcome is written, however long the database is away.
     const done = runAttempt(deps, task, controller)
@@ -290,6 +298,27 @@ export class Worker {
       await pruneExpiredEvents(this.deps.pool, { retentionHours: this.deps.config.eventRetentionHours });
     } catch (error) {
       this.log.warn({ err: error }, 'rescue pass failed');
+    }
+    await this.settleExternalCharges();
+  }
+
+  /**
+   * One bounded batch of external charges per pass. Its own try: the licence API being away
+   * must not stop the rescue above, and vice versa. Charges that fail stay pending (backoff).
+   */
+  private async settleExternalCharges(): Promise<void> {
+    const { licenseApi } = this.deps;
+    if (!licenseApi) return;
+    try {
+      const counts = await settleBatch(this.deps.pool, licenseApi.api, {
+        limit: EXTERNAL_CHARGES_PER_PASS,
+        timeoutMs: licenseApi.timeoutMs,
+      });
+      if (counts.retrying + counts.failed > 0) {
+        this.log.warn(counts, 'licence API: some charges were not settled (see GET /v1/admin/billing/unreconciled)');
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'settling external charges failed');
     }
   }
 }

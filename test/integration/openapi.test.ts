@@ -196,6 +196,35 @@ describe('/openapi.json', () => {
     expect(operation('get', '/v1/admin/tasks').operationId).toBe('listAllTasks');
   });
 
+  it('lists the licence API billing routes with their statuses', () => {
+    expect(statuses('get', '/v1/admin/billing/unreconciled')).toEqual([
+      '200',
+      '400',
+      '401',
+      '403',
+      '421',
+      '429',
+      '503',
+    ]);
+    expect(statuses('post', '/v1/admin/billing/reconcile')).toEqual([
+      '200',
+      '400',
+      '401',
+      '403',
+      '409',
+      '413',
+      '415',
+      '421',
+      '429',
+      '503',
+    ]);
+    expect(operation('post', '/v1/admin/billing/reconcile').operationId).toBe('reconcileCharges');
+    const unavailable = operation('post', '/v1/tasks').responses['503'] as { description?: string };
+    expect(unavailable.description).toContain('BILLING_UNAVAILABLE');
+    const retry = operation('post', '/v1/tasks/{id}/retry').responses['503'] as { description?: string };
+    expect(retry.description).toContain('BILLING_UNAVAILABLE');
+  });
+
   it('is the document `npm run lint:openapi` checks, built without a database', async () => {
     expect(await buildOpenApiDocument()).toEqual(document);
     expect(document.info.title).toBe('Easel API');
