@@ -1,6 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import type { Logger } from 'pino';
 import type { Pool } from '../db/pool.js';
+import { inTransaction } from '../db/transaction.js';
 import { hashKey, KEY_PREFIX } from './api-keys.js';
 
 /**
@@ -10,9 +11,7 @@ import { hashKey, KEY_PREFIX } from './api-keys.js';
  */
 export async function ensureAdminKey(pool: Pool, key: string, log: Logger): Promise<void> {
   const hash = hashKey(key);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('easel:admin-key', 0))`);
     const { rows } = await client.query<{ revoked: boolean }>(
       'SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE key_hash = $1',
@@ -20,7 +19,6 @@ export async function ensureAdminKey(pool: Pool, key: string, log: Logger): Prom
     );
     if (rows[0]) {
       if (rows[0].revoked) log.warn('EASEL_ADMIN_KEY was revoked; it stays revoked (remove the variable)');
-      await client.query('COMMIT');
       return;
     }
     const userId = uuidv7();
@@ -29,12 +27,6 @@ export async function ensureAdminKey(pool: Pool, key: string, log: Logger): Prom
       `INSERT INTO api_keys (id, user_id, key_hash, display, name) VALUES ($1, $2, $3, $4, 'EASEL_ADMIN_KEY')`,
       [uuidv7(), userId, hash, key.slice(0, KEY_PREFIX.length + 8)],
     );
-    await client.query('COMMIT');
     log.info({ user: userId }, 'created the admin user for EASEL_ADMIN_KEY');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -1,3 +1,4 @@
+import { inTransaction } from '../db/transaction.js';
 import type { ApiKeyRow, Principal } from '../auth/api-keys.js';
 import { createApiKey } from '../auth/api-keys.js';
 import type { Pool, PoolClient } from '../db/pool.js';
@@ -119,20 +120,11 @@ export class UserService {
    * Deleting and demoting admins take one lock, so two at once cannot each see the other as
    * the admin that remains and leave none.
    */
-  private async withAdminLock<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+  private withAdminLock<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, async (client) => {
       await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('easel:admins', 0))`);
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      return work(client);
+    });
   }
 }
 

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { CredentialService, CredentialStatus } from '../../credentials/service.js';
 import { PROVIDER_ID_PATTERN } from '../../providers/registry.js';
 import { requireAdmin } from '../auth.js';
-import { ProblemSchema, SECRET_PATTERN, StorableText, Uuid } from '../schemas/task.js';
+import { ProblemSchema, SECRET_PATTERN, StorableText, Uuid, Nullable } from '../schemas/task.js';
 
 export interface AdminCredentialRoutesOptions {
   credentials: CredentialService;
@@ -57,7 +57,6 @@ const CredentialIdParams = Type.Object({ id: Uuid({ description: 'The credential
 const ListQuery = Type.Object({ provider: Type.Optional(ProviderId) }, { additionalProperties: false });
 
 const Timestamp = Type.String({ format: 'date-time' });
-const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 
 export const CredentialSchema = Type.Object(
   {

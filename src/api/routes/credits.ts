@@ -6,14 +6,13 @@ import { toCredits, toMicro } from '../../billing/money.js';
 import type { Pool } from '../../db/pool.js';
 import { ApiError } from '../../domain/errors.js';
 import { requireAdmin } from '../auth.js';
-import { ProblemSchema, StorableText, Uuid } from '../schemas/task.js';
+import { ProblemSchema, StorableText, Uuid, Nullable } from '../schemas/task.js';
 
 export interface CreditRoutesOptions {
   pool: Pool;
 }
 
 const Credits = (description: string) => Type.Number({ description });
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
 const BalanceSchema = Type.Object(
   {

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { CredentialService, CredentialStatus } from '../../credentials/service.js';
 import { ApiError } from '../../domain/errors.js';
-import { ProblemSchema } from '../schemas/task.js';
+import { ProblemSchema, Nullable } from '../schemas/task.js';
 
 export interface TokenStatusRoutesOptions {
   credentials: CredentialService;
@@ -15,9 +15,6 @@ export interface TokenStatusRoutesOptions {
 export const TOKEN_STATUS_POOL = 'huggingface';
 
 const Timestamp = Type.String({ format: 'date-time' });
-const Nullable = <T extends typeof Timestamp | ReturnType<typeof Type.Integer> | ReturnType<typeof Type.String>>(
-  schema: T,
-) => Type.Union([schema, Type.Null()]);
 
 const TokenStatusSchema = Type.Object({
   totalTokens: Type.Integer(),

@@ -1,10 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import { PROVIDER_ID_PATTERN } from '../../providers/registry.js';
-import { StorableText, TaskSchema, TaskStatusSchema, Uuid } from './task.js';
+import { StorableText, TaskSchema, TaskStatusSchema, Uuid, Nullable } from './task.js';
 
 /** Request and response shapes of the /v1/admin/ task, queue and user views. */
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 const Timestamp = Type.String({ format: 'date-time' });
 
 const ProviderFilter = Type.String({ pattern: PROVIDER_ID_PATTERN.source, description: 'A provider id.' });

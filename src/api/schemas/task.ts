@@ -97,7 +97,9 @@ export const SubmitTaskBody = Type.Object(
 );
 export type SubmitTaskBody = Static<typeof SubmitTaskBody>;
 
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+/** `schema` or null: the one way API schemas say a field may be null. */
+export const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
 
 export const TaskErrorSchema = Type.Object({ code: Type.String(), message: Type.String() });
 
