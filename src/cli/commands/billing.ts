@@ -72,5 +72,6 @@ export function addBillingCommands(program: Command): void {
     .alias('ls')
     .description('charges the licence API has not confirmed, oldest first (first 100)')
     .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel billing unreconciled', 'easel billing ls --json'))
     .action((options) => listUnreconciled(clientFromEnv(), options));
 }
