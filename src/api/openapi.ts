@@ -57,6 +57,12 @@ type Problems = Partial<Record<number, string>>;
 
 interface OperationFacts {
   operationId: string;
+  /**
+   * Unless false, the operation reads the database, so it may answer 503 DATABASE_UNAVAILABLE
+   * with Retry-After: added to every such operation here, not written out in each entry. False
+   * for those that need no database, or report its outage their own way (/readyz).
+   */
+  databaseDown?: false;
   /** Every error status the operation can answer besides 421 (added to all but the probes). */
   problems: Problems;
   /** Success responses to state in full, where the route schema cannot (streams, bytes, probes). */
@@ -102,13 +108,11 @@ function adminViewOperations(): Record<string, OperationFacts> {
     `The body is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')})${extra}; \`errors[]\` names the field; nothing was changed.`;
   const read = (operationId: string): OperationFacts => ({
     operationId,
-    problems: { 400: badQuery, 401: noKey, 403: NOT_ADMIN, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: badQuery, 401: noKey, 403: NOT_ADMIN },
   });
   const write = (operationId: string, bad: string): OperationFacts => ({
     operationId,
-    problems: { 400: bad, 401: noKey, 403: NOT_ADMIN, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: bad, 401: noKey, 403: NOT_ADMIN, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE },
   });
   return {
     'GET /v1/admin/tasks': read('listAllTasks'),
@@ -137,9 +141,7 @@ function adminBillingOperations(): Record<string, OperationFacts> {
         400: `A page parameter is not valid (${codes('VALIDATION_FAILED', 'INVALID_CURSOR')}); \`errors[]\` names it.`,
         401: noKey,
         403: NOT_ADMIN,
-        503: DATABASE_DOWN,
       },
-      headers: { 503: ['Retry-After'] },
     },
     'POST /v1/admin/billing/reconcile': {
       operationId: 'reconcileCharges',
@@ -150,9 +152,7 @@ function adminBillingOperations(): Record<string, OperationFacts> {
         409: `\`LICENSE_API_ENDPOINT\` is not set (${codes('BILLING_NOT_CONFIGURED')}); nothing was sent.`,
         413: TOO_LARGE,
         415: WRONG_MEDIA_TYPE,
-        503: DATABASE_DOWN,
       },
-      headers: { 503: ['Retry-After'] },
     },
   };
 }
@@ -170,17 +170,14 @@ const OPERATIONS: Record<string, OperationFacts> = {
       415: WRONG_MEDIA_TYPE,
       503: `No key to encrypt secrets: an external \`DATABASE_URL\` without \`EASEL_SECRET_KEY\` (${codes('SECRET_KEY_MISSING')}). Or: ${DATABASE_DOWN}`,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'GET /v1/admin/credentials': {
     operationId: 'listCredentials',
-    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN },
   },
   'GET /v1/admin/credentials/{id}': {
     operationId: 'getCredential',
-    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN, 404: NO_CREDENTIAL, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: BAD_REQUEST, 403: NOT_ADMIN, 404: NO_CREDENTIAL },
   },
   'PATCH /v1/admin/credentials/{id}': {
     operationId: 'updateCredential',
@@ -190,9 +187,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/admin/credentials/{id}/disable': {
     operationId: 'disableCredential',
@@ -202,9 +197,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/admin/credentials/{id}/enable': {
     operationId: 'enableCredential',
@@ -214,9 +207,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'DELETE /v1/admin/credentials/{id}': {
     operationId: 'deleteCredential',
@@ -226,9 +217,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_CREDENTIAL,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/tasks': {
     operationId: 'createTask',
@@ -250,21 +239,17 @@ const OPERATIONS: Record<string, OperationFacts> = {
       200: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
       202: ['Location', 'Preference-Applied', 'Idempotent-Replayed'],
       429: ['Retry-After'],
-      503: ['Retry-After'],
     },
   },
   'GET /v1/tasks': {
     operationId: 'listTasks',
     problems: {
       400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'GET /v1/tasks/{id}': {
     operationId: 'getTask',
-    problems: { 400: BAD_REQUEST, 404: NO_TASK, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: BAD_REQUEST, 404: NO_TASK },
   },
   'POST /v1/tasks/{id}/cancel': {
     operationId: 'cancelTask',
@@ -274,9 +259,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The task already finished (${codes('TASK_NOT_CANCELABLE')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/tasks/{id}/retry': {
     operationId: 'retryTask',
@@ -290,14 +273,13 @@ const OPERATIONS: Record<string, OperationFacts> = {
       429: TOO_MANY_ACTIVE,
       503: `${DATABASE_DOWN} Or: ${BILLING_DOWN}`,
     },
-    headers: { 429: ['Retry-After'], 503: ['Retry-After'] },
+    headers: { 429: ['Retry-After'] },
   },
   'GET /v1/tasks/{id}/images/{index}': {
     operationId: 'getTaskImage',
     problems: {
       400: BAD_REQUEST,
       404: `The task has no image at that index (${codes('IMAGE_NOT_FOUND')}).`,
-      503: DATABASE_DOWN,
     },
     responses: {
       200: {
@@ -306,7 +288,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       },
       304: { description: '`If-None-Match` names the current ETag: the copy you have is the image.' },
     },
-    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'], 503: ['Retry-After'] },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
   'GET /v1/tasks/{id}/input-image': {
@@ -314,13 +296,12 @@ const OPERATIONS: Record<string, OperationFacts> = {
     problems: {
       400: BAD_REQUEST,
       404: `${NO_TASK} Or the task has no input image: it is not img2img (${codes('IMAGE_NOT_FOUND')}).`,
-      503: DATABASE_DOWN,
     },
     responses: {
       200: { description: 'The checked input image (PNG).', content: { 'image/png': { schema: image } } },
       304: { description: '`If-None-Match` names the current ETag: the copy you have is the image.' },
     },
-    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'], 503: ['Retry-After'] },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
   'POST /v1/uploads': {
@@ -329,9 +310,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       400: `No file in the field \`image\`, or more than one part (${codes('VALIDATION_FAILED')}); or the file is not a PNG, JPEG or WebP image (${codes('INPUT_IMAGE_INVALID')}) or has more than \`EASEL_INPUT_MAX_PIXELS\` pixels (${codes('INPUT_IMAGE_TOO_LARGE')}). Nothing was stored.`,
       413: `The file exceeds \`EASEL_UPLOAD_MAX_BYTES\` (${codes('BODY_TOO_LARGE')}).`,
       415: `The body is not \`multipart/form-data\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
     requestBody: {
       required: true,
       content: {
@@ -353,9 +332,8 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: NO_TASK,
       410: `The events after \`Last-Event-ID\` are past retention (${codes('EVENT_ID_EXPIRED')}): re-read the task and reconnect without it.`,
       429: `Too many open event streams for you or on this API process (${codes('TOO_MANY_STREAMS')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 429: ['Retry-After'], 503: ['Retry-After'] },
+    headers: { 429: ['Retry-After'] },
     responses: {
       200: {
         description:
@@ -372,6 +350,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /healthz': {
     operationId: 'getHealth',
+    databaseDown: false,
     problems: {},
     responses: {
       200: {
@@ -382,6 +361,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /readyz': {
     operationId: 'getReadiness',
+    databaseDown: false,
     problems: {
       503: `The database is not reachable, migrations are pending or storage is not writable (${codes('NOT_READY')}).`,
     },
@@ -394,34 +374,28 @@ const OPERATIONS: Record<string, OperationFacts> = {
   },
   'GET /v1/providers': {
     operationId: 'listProviders',
-    problems: { 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: {},
   },
   'GET /api/token-status': {
     operationId: 'getTokenStatus',
     problems: {
       400: BAD_REQUEST,
       401: `The query parameter \`secret\` is missing or is not \`ADMIN_SECRET\` (${codes('ADMIN_SECRET_INVALID')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
-  'GET /v1/routes': { operationId: 'listRoutes', problems: {} },
-  'GET /v1/queue': { operationId: 'getQueue', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
+  'GET /v1/routes': { operationId: 'listRoutes', databaseDown: false, problems: {} },
+  'GET /v1/queue': { operationId: 'getQueue', problems: {} },
   ...adminViewOperations(),
   ...adminBillingOperations(),
   'GET /v1/me/balance': {
     operationId: 'getMyBalance',
-    problems: { 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: {},
   },
   'GET /v1/me/ledger': {
     operationId: 'listMyLedger',
     problems: {
       400: `A query parameter breaks a rule (${codes('VALIDATION_FAILED')}), or the cursor is not one this API gave (${codes('INVALID_CURSOR')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'POST /v1/users/{id}/credits': {
     operationId: 'addUserCredits',
@@ -432,9 +406,8 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The \`Idempotency-Key\` was used with a different request for this user (${codes('IDEMPOTENCY_KEY_REUSED')}); \`entry_id\` names the first entry.`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 201: ['Idempotent-Replayed'], 503: ['Retry-After'] },
+    headers: { 201: ['Idempotent-Replayed'] },
   },
   'POST /v1/users': {
     operationId: 'createUser',
@@ -443,22 +416,17 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `A live user has this email already (${codes('USER_EXISTS')}); \`existing_id\` names them.`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'GET /v1/users': {
     operationId: 'listUsers',
     problems: {
       400: `${BAD_REQUEST} Or \`cursor\` is not one this API gave (${codes('INVALID_CURSOR')}).`,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'GET /v1/users/{id}': {
     operationId: 'getUser',
-    problems: { 400: BAD_REQUEST, 404: NO_USER, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: BAD_REQUEST, 404: NO_USER },
   },
   'PATCH /v1/users/{id}': {
     operationId: 'updateUser',
@@ -468,9 +436,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `Another live user has this email (${codes('USER_EXISTS')}), or the change would demote the built-in local user (${codes('LOCAL_USER_PROTECTED')}) or the last admin (${codes('LAST_ADMIN')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
   'DELETE /v1/users/{id}': {
     operationId: 'deleteUser',
@@ -480,20 +446,16 @@ const OPERATIONS: Record<string, OperationFacts> = {
       409: `The built-in local user (${codes('LOCAL_USER_PROTECTED')}) and the last admin (${codes('LAST_ADMIN')}) cannot be deleted.`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
-  'GET /v1/me': { operationId: 'getMe', problems: { 503: DATABASE_DOWN }, headers: { 503: ['Retry-After'] } },
+  'GET /v1/me': { operationId: 'getMe', problems: {} },
   'POST /v1/users/{id}/keys': {
     operationId: 'createApiKey',
-    problems: { 400: ADMIN_BODY, 404: NO_USER, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: ADMIN_BODY, 404: NO_USER, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE },
   },
   'GET /v1/users/{id}/keys': {
     operationId: 'listApiKeys',
-    problems: { 400: BAD_REQUEST, 404: NO_USER, 503: DATABASE_DOWN },
-    headers: { 503: ['Retry-After'] },
+    problems: { 400: BAD_REQUEST, 404: NO_USER },
   },
   'DELETE /v1/keys/{id}': {
     operationId: 'revokeApiKey',
@@ -502,9 +464,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
       404: `No API key with that id is yours (${codes('KEY_NOT_FOUND')}).`,
       413: TOO_LARGE,
       415: WRONG_MEDIA_TYPE,
-      503: DATABASE_DOWN,
     },
-    headers: { 503: ['Retry-After'] },
   },
 };
 
@@ -548,13 +508,17 @@ function applyFacts(path: string, method: string, operation: Operation, access: 
   }
   Object.assign(responses, facts.responses);
   const problems: Problems = { ...facts.problems };
+  const headers: Record<string, HeaderName[]> = { ...facts.headers };
+  if (facts.databaseDown !== false) {
+    problems[503] ??= DATABASE_DOWN;
+    headers[503] ??= ['Retry-After'];
+  }
   if (!HOST_CHECK_EXEMPT_ROUTES.has(fastifyPath(path))) problems[421] = WRONG_HOST;
   // Every request with an API key counts against its per-minute budget (src/api/rate-limit.ts).
   const rateLimited = !isPublicRoute(fastifyPath(path));
   if (rateLimited) problems[429] = problems[429] ? `${problems[429]} Or: ${RATE_LIMITED}` : RATE_LIMITED;
   applyAccess(key, operation, problems, access.get(`${method.toUpperCase()} ${fastifyPath(path)}`));
   for (const [status, description] of Object.entries(problems)) responses[status] = problemResponse(description!);
-  const headers: Record<string, HeaderName[]> = { ...facts.headers };
   if (operation.security?.length) headers[401] = [...(headers[401] ?? []), 'WWW-Authenticate'];
   for (const [status, names] of Object.entries(headers)) {
     const response = responses[status];
