@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool, PoolClient } from '../../src/db/pool.js';
 import { anyTasksStatement, uuidBoundAt, type AnyTaskFilter } from '../../src/tasks/queries.js';
 import { QUEUE_STATS_SQL } from '../../src/tasks/queue-stats.js';
+import { executedPlan, type PlanNode } from '../helpers/plans.js';
 import { createTestDatabase, createTestPool, createUser } from '../helpers/database.js';
 
 /**
@@ -58,37 +59,6 @@ afterAll(async () => {
   await pool?.end();
 });
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows': number;
-  'Actual Loops': number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plans?: PlanNode[];
-}
-
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-
-/** The executed plan of `text` with `values`, planned for those values (as an unnamed statement is). */
-async function executedPlan(text: string, values: unknown[]): Promise<PlanNode[]> {
-  await client.query(`SET plan_cache_mode = force_custom_plan`);
-  await client.query('BEGIN');
-  await client.query(`PREPARE admin_plan AS ${text}`);
-  try {
-    const literals = values.map((value) => client.escapeLiteral(String(value))).join(', ');
-    const execute = values.length > 0 ? `EXECUTE admin_plan(${literals})` : 'EXECUTE admin_plan';
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${execute}`);
-    return nodesOf((rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0]!.Plan);
-  } finally {
-    // ROLLBACK: a locking statement (FOR UPDATE) must not keep its locks or change anything.
-    await client.query('ROLLBACK');
-    // Whether a rollback drops a statement prepared inside it or not, none is left after this.
-    await client.query('DEALLOCATE ALL');
-  }
-}
-
 const describePlan = (nodes: PlanNode[]) =>
   JSON.stringify(
     nodes.map((node) => [node['Node Type'], node['Index Name'], node['Actual Rows'], node['Rows Removed by Filter']]),
@@ -128,7 +98,7 @@ describe("admin lists across every user's tasks", () => {
     ['dead letters locked for a batch', { status: 'failed', lock: 'skip' }, BY_STATUS, 4 * LIMIT],
   ])('%s: an ordered index range, reading a bounded number of rows', async (_name, filter, indexes, maxRows) => {
     const statement = anyTasksStatement({ ...filter, limit: LIMIT });
-    const nodes = await executedPlan(statement.text, statement.values);
+    const nodes = await executedPlan(client, statement.text, statement.values);
     const described = describePlan(nodes);
     const scans = scansOfTasks(nodes);
     expect(scans, described).toHaveLength(1);
@@ -148,7 +118,7 @@ describe("admin lists across every user's tasks", () => {
     ['a provider', { provider: 'sketch' }],
   ])('a user owning few tasks, %s: on a user index, reading about a page', async (_name, filter) => {
     const statement = anyTasksStatement({ ...filter, userId: smallUserId, limit: LIMIT });
-    const nodes = await executedPlan(statement.text, statement.values);
+    const nodes = await executedPlan(client, statement.text, statement.values);
     const described = describePlan(nodes);
     const scans = scansOfTasks(nodes);
     expect(scans, described).toHaveLength(1);
@@ -173,7 +143,7 @@ describe("admin lists across every user's tasks", () => {
 
 describe('admin statistics', () => {
   it('per provider and priority: reads only queued, running and failed rows, on their indexes', async () => {
-    const nodes = await executedPlan(QUEUE_STATS_SQL.byProviderAndPriority, []);
+    const nodes = await executedPlan(client, QUEUE_STATS_SQL.byProviderAndPriority, []);
     const described = describePlan(nodes);
     const scans = scansOfTasks(nodes);
     expect(scans.length, described).toBeGreaterThan(0);
@@ -184,7 +154,7 @@ describe('admin statistics', () => {
   });
 
   it('per day: reads only the tasks finished in those days, on tasks_finished', async () => {
-    const nodes = await executedPlan(QUEUE_STATS_SQL.perDay, [7]);
+    const nodes = await executedPlan(client, QUEUE_STATS_SQL.perDay, [7]);
     const described = describePlan(nodes);
     const scans = scansOfTasks(nodes);
     expect(scans, described).toHaveLength(1);

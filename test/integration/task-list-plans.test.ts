@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool, PoolClient } from '../../src/db/pool.js';
 import { listTasksStatement, type TaskFilter } from '../../src/tasks/queries.js';
+import { executedPlan, type PlanNode } from '../helpers/plans.js';
 import { createTestDatabase, createTestPool, createUser } from '../helpers/database.js';
 
 /**
@@ -39,33 +40,13 @@ afterAll(async () => {
   await pool?.end();
 });
 
-interface PlanNode {
-  'Node Type': string;
-  'Relation Name'?: string;
-  'Index Name'?: string;
-  'Actual Rows': number;
-  'Actual Loops': number;
-  'Rows Removed by Filter'?: number;
-  Plans?: PlanNode[];
-}
-
-const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
-
 /**
  * The executed plan of the statement listTasks sends. It is sent unnamed, so PostgreSQL plans
  * it for its values each time: a prepared statement with a custom plan is the same.
  */
-async function executedPlan(filter: TaskFilter) {
+function planOf(filter: TaskFilter): Promise<PlanNode[]> {
   const statement = listTasksStatement(userId, filter);
-  await client.query(`SET plan_cache_mode = force_custom_plan`);
-  await client.query(`PREPARE list_plan AS ${statement.text}`);
-  try {
-    const literals = statement.values.map((value) => client.escapeLiteral(String(value))).join(', ');
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE list_plan(${literals})`);
-    return nodesOf((rows[0]['QUERY PLAN'] as { Plan: PlanNode }[])[0]!.Plan);
-  } finally {
-    await client.query('DEALLOCATE list_plan');
-  }
+  return executedPlan(client, statement.text, statement.values);
 }
 
 /** Rows a page may read: the page, or a few pages' worth when a second filter is checked row by row. */
@@ -91,7 +72,7 @@ describe('task lists', () => {
     ['a rare provider and status', { provider: 'rare', status: 'failed' }, [...BY_STATUS, ...BY_PROVIDER]],
     ['a common provider and a rare status', { provider: 'sketch', status: 'failed' }, [...BY_STATUS, ...BY_PROVIDER]],
   ])('%s: an ordered range on a user index, reading a bounded number of rows', async (_name, filter, indexes) => {
-    const nodes = await executedPlan({ ...filter, limit: LIMIT });
+    const nodes = await planOf({ ...filter, limit: LIMIT });
     const described = JSON.stringify(
       nodes.map((node) => [node['Node Type'], node['Index Name'], node['Actual Rows'], node['Rows Removed by Filter']]),
     );
