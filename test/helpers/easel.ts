@@ -69,17 +69,21 @@ export async function api<T = TaskResource>(
   return { status: response.status, body: parsed as T, headers: response.headers };
 }
 
-/** Poll the API until the task reaches one of `statuses`; fails with the last state seen. */
+/**
+ * Poll the API until the task reaches one of `statuses`; fails with the last state seen.
+ * `headers` carry the caller's key where the task is not the local user's.
+ */
 export async function waitForStatus(
   base: string,
   taskId: string,
   statuses: string[],
   timeoutMs = 15_000,
+  headers: Record<string, string> = {},
 ): Promise<TaskResource> {
   const deadline = Date.now() + timeoutMs;
   let last: TaskResource | undefined;
   while (Date.now() < deadline) {
-    last = (await api(base, 'GET', `/v1/tasks/${taskId}`)).body;
+    last = (await api(base, 'GET', `/v1/tasks/${taskId}`, undefined, headers)).body;
     if (statuses.includes(last.status)) return last;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -9,7 +9,7 @@ import { createSketchProvider } from '../../src/providers/sketch/index.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../../src/providers/types.js';
 import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
-import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { api, startTestEasel, type TestEasel, waitForStatus } from '../helpers/easel.js';
 import { expectLedgerConsistent, ledgerOf } from '../helpers/credits.js';
 
 /** What the fake provider does for a prompt; each test scripts its own. */
@@ -117,16 +117,8 @@ async function newUser(name: string, credits?: number): Promise<{ id: string; au
 }
 
 /** Poll the task as its owner until it reaches one of `statuses`. */
-async function waitFor(id: string, statuses: string[], auth: Record<string, string>): Promise<TaskResource> {
-  const deadline = Date.now() + 20_000;
-  let last: TaskResource | undefined;
-  while (Date.now() < deadline) {
-    last = (await api(easel.url, 'GET', `/v1/tasks/${id}`, undefined, auth)).body;
-    if (statuses.includes(last.status)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`task ${id} did not reach ${statuses.join('|')}; last: ${JSON.stringify(last)}`);
-}
+const waitFor = (id: string, statuses: string[], auth: Record<string, string>): Promise<TaskResource> =>
+  waitForStatus(easel.url, id, statuses, 20_000, auth);
 
 const balanceOf = async (auth: Record<string, string>) =>
   (await api<Balance>(easel.url, 'GET', '/v1/me/balance', undefined, auth)).body;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createApiKey } from '../../src/auth/api-keys.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { api, startTestEasel, type TestEasel, waitForStatus } from '../helpers/easel.js';
 import { solidPng } from '../helpers/images.js';
 import { openSse } from '../helpers/sse.js';
 
@@ -45,16 +45,8 @@ async function makeCaller(name: string, role: 'user' | 'admin'): Promise<Caller>
   return { id, key: (await createApiKey(easel.pool, id, name)).key };
 }
 
-async function waitFor(caller: Caller, taskId: string, statuses: string[]): Promise<TaskResource> {
-  const deadline = Date.now() + 20_000;
-  let last: TaskResource | undefined;
-  while (Date.now() < deadline) {
-    last = (await as(caller, 'GET', `/v1/tasks/${taskId}`)).body;
-    if (statuses.includes(last.status)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  throw new Error(`task ${taskId} did not reach ${statuses.join('|')}; last: ${JSON.stringify(last)}`);
-}
+const waitFor = (caller: Caller, taskId: string, statuses: string[]): Promise<TaskResource> =>
+  waitForStatus(easel.url, taskId, statuses, 20_000, { authorization: `Bearer ${caller.key}` });
 
 async function submit(caller: Caller, body: Record<string, unknown>, headers = {}): Promise<TaskResource> {
   const answer = await as(caller, 'POST', '/v1/tasks', { width: 64, height: 64, steps: 1, ...body }, headers);

@@ -4,7 +4,7 @@ import { settleBatch } from '../../src/billing/external-charges.js';
 import { createLicenseApi } from '../../src/billing/license-api.js';
 import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
-import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { api, startTestEasel, type TestEasel, waitForStatus } from '../helpers/easel.js';
 import { expectLedgerConsistent } from '../helpers/credits.js';
 import { startFakeLicenseApi, type FakeLicenseApi } from '../fakes/license-api.js';
 import { runCli, succeeded } from '../helpers/processes.js';
@@ -95,16 +95,8 @@ const sketch = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-async function waitFor(id: string, statuses: string[], auth: Record<string, string>): Promise<TaskResource> {
-  const deadline = Date.now() + 20_000;
-  let last: TaskResource | undefined;
-  while (Date.now() < deadline) {
-    last = (await api(easel.url, 'GET', `/v1/tasks/${id}`, undefined, auth)).body;
-    if (statuses.includes(last.status)) return last;
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
-  throw new Error(`task ${id} did not reach ${statuses.join('|')}; last: ${JSON.stringify(last)}`);
-}
+const waitFor = (id: string, statuses: string[], auth: Record<string, string>): Promise<TaskResource> =>
+  waitForStatus(easel.url, id, statuses, 20_000, auth);
 
 async function succeededTask(auth: Record<string, string>): Promise<string> {
   const submitted = await api(easel.url, 'POST', '/v1/tasks', sketch(), auth);
