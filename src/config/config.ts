@@ -4,6 +4,7 @@ import { parseSecretKey } from '../credentials/secret-box.js';
 import { readProvidersConfig, type ProvidersConfig } from '../providers/config.js';
 import { readRoutesFile, type ModelRoute } from '../routing/routes-file.js';
 import { looksLikeKey } from '../auth/api-keys.js';
+import { checkAddress } from '../net/address-policy.js';
 import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
@@ -220,8 +221,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
 /** Loopback addresses and `localhost`: only this machine can reach a server bound there. */
 export function isLoopbackHost(host: string): boolean {
-  const bare = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  return bare === 'localhost' || bare === '::1' || /^127\.\d+\.\d+\.\d+$/.test(bare);
+  if (host.toLowerCase() === 'localhost') return true;
+  // The SSRF guard's address table decides what is loopback (127.0.0.0/8, ::1, their mapped forms).
+  const verdict = checkAddress(host);
+  return !verdict.allowed && verdict.category === 'loopback';
 }
 
 /**
