@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool, PoolClient } from '../../src/db/pool.js';
+import { withUntimedClient, type Pool, type PoolClient } from '../../src/db/pool.js';
 import { anyTasksStatement, uuidBoundAt, type AnyTaskFilter } from '../../src/tasks/queries.js';
 import { QUEUE_STATS_SQL } from '../../src/tasks/queue-stats.js';
 import { executedPlan, type PlanNode } from '../helpers/plans.js';
@@ -25,35 +25,38 @@ beforeAll(async () => {
   userId = await createUser(pool, 'one of three');
   const second = await createUser(pool, 'two of three');
   const third = await createUser(pool, 'three of three');
-  // 2 in 1000 failed (one with error TIMEOUT), 1 in 1000 queued, 1 in 2000 running, the rest
-  // succeeded; 2 in 1000 on a rare provider. Finished tasks spread over the last 60 days.
-  await pool.query(
-    `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts, error, finished_at)
-     SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
-            (ARRAY[$1::uuid, $2::uuid, $3::uuid])[i % 3 + 1], 'txt2img',
-            CASE WHEN i % 1000 IN (1, 2) THEN 'rare' ELSE 'sketch' END, 'sketch-v1', '{}', i % 11, i, s.status, 1,
-            CASE WHEN s.status = 'failed' THEN jsonb_build_object('code', CASE WHEN i % 1000 = 0 THEN 'TIMEOUT' ELSE 'OTHER' END, 'message', 'm') END,
-            CASE WHEN s.status IN ('failed', 'succeeded') THEN now() - make_interval(days => i % 60) END
-     FROM generate_series(1, $4::int) i,
-          LATERAL (SELECT CASE WHEN i % 1000 IN (0, 1) THEN 'failed'
-                               WHEN i % 1000 = 500 THEN 'queued'
-                               WHEN i % 2000 = 777 THEN 'running'
-                               ELSE 'succeeded' END AS status) s`,
-    [userId, second, third, HISTORY],
-  );
-  // A user with few tasks (1 in 100 of theirs failed), ids after the rest: their lists must keep
-  // to the user indexes, not walk the cross-user ones filtering out everyone else.
   smallUserId = await createUser(pool, 'a small user');
-  await pool.query(
-    `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts)
-     SELECT ('01900000-0000-7000-8000-' || lpad(to_hex($2::int + i), 12, '0'))::uuid, $1::uuid, 'txt2img', 'sketch',
-            'sketch-v1', '{}', 5, i, CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'succeeded' END, 1
-     FROM generate_series(1, 2000) i`,
-    [smallUserId, HISTORY],
-  );
-  await pool.query('ANALYZE tasks');
+  // A slow machine may take longer than the pool's statement timeout to fill the table.
+  await withUntimedClient(pool, async (seed) => {
+    // 2 in 1000 failed (one with error TIMEOUT), 1 in 1000 queued, 1 in 2000 running, the rest
+    // succeeded; 2 in 1000 on a rare provider. Finished tasks spread over the last 60 days.
+    await seed.query(
+      `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts, error, finished_at)
+       SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+              (ARRAY[$1::uuid, $2::uuid, $3::uuid])[i % 3 + 1], 'txt2img',
+              CASE WHEN i % 1000 IN (1, 2) THEN 'rare' ELSE 'sketch' END, 'sketch-v1', '{}', i % 11, i, s.status, 1,
+              CASE WHEN s.status = 'failed' THEN jsonb_build_object('code', CASE WHEN i % 1000 = 0 THEN 'TIMEOUT' ELSE 'OTHER' END, 'message', 'm') END,
+              CASE WHEN s.status IN ('failed', 'succeeded') THEN now() - make_interval(days => i % 60) END
+       FROM generate_series(1, $4::int) i,
+            LATERAL (SELECT CASE WHEN i % 1000 IN (0, 1) THEN 'failed'
+                                 WHEN i % 1000 = 500 THEN 'queued'
+                                 WHEN i % 2000 = 777 THEN 'running'
+                                 ELSE 'succeeded' END AS status) s`,
+      [userId, second, third, HISTORY],
+    );
+    // A user with few tasks (1 in 100 of theirs failed), ids after the rest: their lists must keep
+    // to the user indexes, not walk the cross-user ones filtering out everyone else.
+    await seed.query(
+      `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts)
+       SELECT ('01900000-0000-7000-8000-' || lpad(to_hex($2::int + i), 12, '0'))::uuid, $1::uuid, 'txt2img', 'sketch',
+              'sketch-v1', '{}', 5, i, CASE WHEN i % 100 = 0 THEN 'failed' ELSE 'succeeded' END, 1
+       FROM generate_series(1, 2000) i`,
+      [smallUserId, HISTORY],
+    );
+    await seed.query('ANALYZE tasks');
+  });
   client = await pool.connect();
-}, 180_000);
+}, 300_000);
 afterAll(async () => {
   client?.release();
   await pool?.end();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool, PoolClient } from '../../src/db/pool.js';
+import { withUntimedClient, type Pool, type PoolClient } from '../../src/db/pool.js';
 import { listTasksStatement, type TaskFilter } from '../../src/tasks/queries.js';
 import { executedPlan, type PlanNode } from '../helpers/plans.js';
 import { createTestDatabase, createTestPool, createUser } from '../helpers/database.js';
@@ -23,18 +23,21 @@ beforeAll(async () => {
   const otherUserId = await createUser(pool, 'someone else');
   // Ids ascend with i, like UUIDv7s. 2 in 1000 failed, 2 in 1000 on a rare provider, 1 in 1000
   // both. Every third task is someone else's, so that scanning all tasks would not be bounded.
-  await pool.query(
-    `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts)
-     SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
-            CASE WHEN i % 3 = 0 THEN $2::uuid ELSE $1::uuid END, 'txt2img',
-            CASE WHEN i % 1000 IN (1, 2) THEN 'rare' ELSE 'sketch' END, 'sketch-v1', '{}', 5, i,
-            CASE WHEN i % 1000 IN (0, 1) THEN 'failed' ELSE 'succeeded' END, 1
-     FROM generate_series(1, $3::int) i`,
-    [userId, otherUserId, HISTORY],
-  );
-  await pool.query('ANALYZE tasks');
+  // A slow machine may take longer than the pool's statement timeout to fill the table.
+  await withUntimedClient(pool, async (seed) => {
+    await seed.query(
+      `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts)
+       SELECT ('01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'))::uuid,
+              CASE WHEN i % 3 = 0 THEN $2::uuid ELSE $1::uuid END, 'txt2img',
+              CASE WHEN i % 1000 IN (1, 2) THEN 'rare' ELSE 'sketch' END, 'sketch-v1', '{}', 5, i,
+              CASE WHEN i % 1000 IN (0, 1) THEN 'failed' ELSE 'succeeded' END, 1
+       FROM generate_series(1, $3::int) i`,
+      [userId, otherUserId, HISTORY],
+    );
+    await seed.query('ANALYZE tasks');
+  });
   client = await pool.connect();
-}, 120_000);
+}, 300_000);
 afterAll(async () => {
   client?.release();
   await pool?.end();
