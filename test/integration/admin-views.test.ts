@@ -410,7 +410,6 @@ describe('dead letters', () => {
     const key = await addResultImage(id);
     const failing: Storage = {
       ...storage,
-      driver: 'failing',
       delete: async () => {
         throw new Error('disk is read-only');
       },
