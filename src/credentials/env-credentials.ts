@@ -1,4 +1,5 @@
 import type { Env } from '../config/env.js';
+import { parseBackend, parseBackendList } from '../providers/self-hosted/backend.js';
 
 /** A provider secret found in the environment, with a label saying which variable held it. */
 export interface EnvCredential {
@@ -9,7 +10,8 @@ export interface EnvCredential {
 
 /**
  * The forms users already have in their `.env`: `REPLICATE_API_TOKEN`; `HUGGING_FACE_TOKENS=a,b,c`,
- * `HUGGING_FACE_TOKEN_1..N` and `HUGGING_FACE_TOKEN`; `OPENAI_API_KEY`. Pure. A secret listed
+ * `HUGGING_FACE_TOKEN_1..N` and `HUGGING_FACE_TOKEN`; `OPENAI_API_KEY`; and the user's own GPU
+ * servers, `A1111_URLS` and `COMFYUI_URLS` (see providers/self-hosted/backend.ts). Pure. A secret listed
  * twice is returned twice; the store's unique fingerprint keeps one.
  */
 export function credentialsFromEnv(env: Env): EnvCredential[] {
@@ -29,5 +31,13 @@ export function credentialsFromEnv(env: Env): EnvCredential[] {
   for (const match of numbered) add('huggingface', `env ${match[0]}`, env[match[0]]);
   add('huggingface', 'env HUGGING_FACE_TOKEN', env.HUGGING_FACE_TOKEN);
   add('openai', 'env OPENAI_API_KEY', env.OPENAI_API_KEY);
+  for (const [provider, variable] of [
+    ['a1111', 'A1111_URLS'],
+    ['comfyui', 'COMFYUI_URLS'],
+  ] as const) {
+    parseBackendList(env, variable).forEach((url, index) =>
+      add(provider, `env ${variable}[${index + 1}] ${parseBackend(url).baseUrl}`, url),
+    );
+  }
   return found;
 }

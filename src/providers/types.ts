@@ -64,6 +64,12 @@ export interface GeneratedImage {
   seed: number;
 }
 
+/** An intermediate image a backend shows while it works (A1111's live preview, ComfyUI's frames). */
+export interface PreviewImage {
+  data: Buffer;
+  contentType: string;
+}
+
 /** The pool credential chosen for this attempt (see `Provider.credentialPool`). */
 export interface Credential {
   id: string;
@@ -79,8 +85,11 @@ export interface RunContext {
   signal: AbortSignal;
   /** Set exactly when the provider has a `credentialPool`: the credential claimed with the task. */
   credential?: Credential;
-  /** Report progress; `pct` is 0–100. Cheap to call often: the worker throttles what it stores. */
-  progress(stage: string, pct?: number): void;
+  /**
+   * Report progress; `pct` is 0–100. Cheap to call often: the worker throttles what it stores.
+   * `preview` is the backend's latest intermediate image, where it offers one.
+   */
+  progress(stage: string, pct?: number, preview?: PreviewImage): void;
   /** Save the provider's request id as soon as it has accepted the request. */
   saveProviderRef(ref: string): Promise<void>;
   /**
