@@ -110,6 +110,11 @@ export interface Provider {
    * With a pool, a task is claimed only together with a usable credential of it.
    */
   readonly credentialPool?: string;
+  /**
+   * The provider signs in with its credentials and keeps the token it gets per credential
+   * (see token-cache.ts): the credential view then shows each one's token state.
+   */
+  readonly signsIn?: boolean;
   models(): ModelInfo[];
   run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]>;
 }
