@@ -189,11 +189,22 @@ export class FakeNovelAI {
     this.generations.push({ account, bearer, body: body! });
     this.busy.add(account);
     let gone = false;
+    let wake = () => {};
     res.on('close', () => {
       if (!res.writableFinished) gone = true;
+      wake();
     });
     try {
-      if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+      if (this.delayMs > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.delayMs);
+          // A client that hangs up ends the wait, as NovelAI drops a generation nobody collects.
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
       if (gone) {
         this.aborted += 1;
         return;
