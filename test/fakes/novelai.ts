@@ -62,6 +62,8 @@ export class FakeNovelAI {
   readonly logins = new Map<string, number>();
   /** Generation requests whose client went away before the answer. */
   aborted = 0;
+  /** Generations refused with the concurrent-generation 429. */
+  lockRefusals = 0;
   /** Access tokens issued at login live this long. */
   tokenLifetimeS = 30 * DAY_S;
   private readonly keys = new Map<string, string>();
@@ -139,6 +141,7 @@ export class FakeNovelAI {
     this.generations.length = 0;
     this.logins.clear();
     this.aborted = 0;
+    this.lockRefusals = 0;
     this.tokenLifetimeS = 30 * DAY_S;
     return this;
   }
@@ -185,7 +188,10 @@ export class FakeNovelAI {
     const body = parseJson(text) as Record<string, unknown> | undefined;
     const problem = body ? checkRequest(body) : 'body is not JSON';
     if (problem) return nestError(res, 400, problem);
-    if (this.busy.has(account)) return nestError(res, 429, 'Concurrent generation is locked');
+    if (this.busy.has(account)) {
+      this.lockRefusals += 1;
+      return nestError(res, 429, 'Concurrent generation is locked');
+    }
     this.generations.push({ account, bearer, body: body! });
     this.busy.add(account);
     let gone = false;

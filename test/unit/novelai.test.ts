@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
+import { credentialsFromEnv } from '../../src/credentials/env-credentials.js';
 import { AttemptAborted } from '../../src/providers/abort.js';
 import {
   CredentialError,
@@ -129,6 +130,18 @@ describe('novelai: pieces', () => {
     expect(accountSecret('alice@example.com', 'secret').slice(-4)).toBe('om"}');
     expect(() => parseNovelAISecret('{"email":"a@b.c"}')).toThrow(/password/);
     expect(() => parseNovelAISecret('{not json')).toThrow(/JSON/);
+  });
+
+  it('imports NOVELAI_TOKEN and NOVELAI_EMAIL + NOVELAI_PASSWORD from the environment', () => {
+    expect(
+      credentialsFromEnv({ NOVELAI_TOKEN: ' pst-abc ', NOVELAI_EMAIL: 'a@b.c ', NOVELAI_PASSWORD: ' pass word ' }),
+    ).toEqual([
+      { provider: 'novelai', label: 'env NOVELAI_TOKEN', secret: 'pst-abc' },
+      { provider: 'novelai', label: 'env NOVELAI_EMAIL a@b.c', secret: '{"password":" pass word ","email":"a@b.c"}' },
+    ]);
+    // An email without a password (or the reverse) is no account.
+    expect(credentialsFromEnv({ NOVELAI_EMAIL: 'a@b.c' })).toEqual([]);
+    expect(credentialsFromEnv({ NOVELAI_PASSWORD: 'x' })).toEqual([]);
   });
 
   it('reads the expiry of a JWT and nothing from anything else', () => {
