@@ -35,8 +35,8 @@ export interface SeenGeneration {
 const DAY_S = 24 * 60 * 60;
 
 /** The access key as NovelAI's clients derive it, computed with hash-wasm (see the class comment). */
-export async function independentAccessKey(email: string, password: string): Promise<string> {
-  const preSalt = `${password.slice(0, 6)}${email.toLowerCase()}novelai_data_access_key`;
+export async function independentAccessKey(email: string, password: string, lowercase = true): Promise<string> {
+  const preSalt = `${password.slice(0, 6)}${lowercase ? email.toLowerCase() : email}novelai_data_access_key`;
   const salt = Buffer.from(await blake2b(preSalt, 128), 'hex');
   const raw = await argon2id({
     password,
@@ -91,9 +91,12 @@ export class FakeNovelAI {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** An account that can sign in with email + password. */
-  async addAccount(email: string, password: string): Promise<this> {
-    this.keys.set(await independentAccessKey(email, password), email.toLowerCase());
+  /**
+   * An account that can sign in with email + password. `caseKept`: its key was made from the
+   * email as typed, capitals and all (a client that does not lowercase it).
+   */
+  async addAccount(email: string, password: string, caseKept = false): Promise<this> {
+    this.keys.set(await independentAccessKey(email, password, !caseKept), email.toLowerCase());
     return this;
   }
 

@@ -366,6 +366,14 @@ describe('novelai: sign-in and token cache', () => {
     expect(fake.logins.get(ALICE.email)).toBe(2);
   });
 
+  it('signs in an account whose key was made from the email as typed, capitals and all', async () => {
+    freshProvider();
+    await fake.addAccount('Dora.Case@Example.com', 'dora-password', true);
+    const dora = { id: 'cred-dora', label: 'dora', secret: accountSecret('Dora.Case@Example.com', 'dora-password') };
+    expect((await run(naiTask(), dora)).images).toHaveLength(1);
+    expect(fake.logins.get('dora.case@example.com')).toBe(1);
+  });
+
   it('turns a wrong password into a credential error', async () => {
     freshProvider();
     const wrong = { ...alice, id: 'cred-wrong', secret: accountSecret(ALICE.email, 'not-her-password') };

@@ -10,8 +10,8 @@ import { blake2b } from '@noble/hashes/blake2.js';
  *   raw  = Argon2id v1.3(password, salt, t = 2, m = 1953 KiB (libsodium's 2 000 000 bytes), p = 1, 64 bytes)
  *   key  = url-safe base64 of raw, first 64 characters
  *
- * The email is lowercased first, as the web client's ports do: NovelAI stores addresses in
- * lower case, and a capital typed in `NOVELAI_EMAIL` must not produce a key that never matches.
+ * Whether the email is lowercased first is where clients differ (the libsodium port does,
+ * Aedial's takes it as given); `lowercaseEmail` chooses, and session.ts tries both.
  */
 const ACCESS_KEY_DOMAIN = 'novelai_data_access_key';
 const ARGON2_TIME_COST = 2;
@@ -21,8 +21,8 @@ const RAW_KEY_BYTES = 64;
 const ACCESS_KEY_CHARS = 64;
 const SALT_BYTES = 16;
 
-export async function deriveAccessKey(email: string, password: string): Promise<string> {
-  const normalizedEmail = email.trim().toLowerCase();
+export async function deriveAccessKey(email: string, password: string, lowercaseEmail = true): Promise<string> {
+  const normalizedEmail = lowercaseEmail ? email.trim().toLowerCase() : email.trim();
   // The first six UTF-16 units, as the JavaScript web client's `slice(0, 6)` takes them.
   const preSalt = `${password.slice(0, 6)}${normalizedEmail}${ACCESS_KEY_DOMAIN}`;
   const salt = blake2b(new TextEncoder().encode(preSalt), { dkLen: SALT_BYTES });

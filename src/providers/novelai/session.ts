@@ -97,10 +97,27 @@ async function readCache(credential: Credential, ctx: SessionContext, tokens: To
   return entry.token;
 }
 
-/** `POST /user/login {key}` → 201 `{accessToken}`. A refused account is a credential error. */
+/**
+ * `POST /user/login {key}` → 201 `{accessToken}`. The key is derived from the lowercased email
+ * first; an address with capitals that is refused is tried once more as typed, since clients
+ * differ on this (see access-key.ts). A refused account is a credential error.
+ */
 async function login(email: string, password: string, ctx: SessionContext, deps: SessionDeps): Promise<string> {
-  const key = await deriveAccessKey(email, password);
-  if (ctx.signal.aborted) throw ctx.signal.reason;
+  const asTyped = email.trim();
+  const forms = asTyped === asTyped.toLowerCase() ? [true] : [true, false];
+  let refused: CredentialError | undefined;
+  for (const lowercase of forms) {
+    const key = await deriveAccessKey(email, password, lowercase);
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    const token = await exchangeKey(key, ctx, deps);
+    if (typeof token === 'string') return token;
+    refused = token;
+  }
+  throw refused!;
+}
+
+/** The access token for `key`, or the credential error saying why NovelAI refused it. */
+async function exchangeKey(key: string, ctx: SessionContext, deps: SessionDeps): Promise<string | CredentialError> {
   const response = await providerFetch(ctx, `${deps.apiBaseUrl}/user/login`, {
     what: WHAT,
     method: 'POST',
@@ -110,9 +127,10 @@ async function login(email: string, password: string, ctx: SessionContext, deps:
   if (!response.ok) {
     const failure = await novelAIFailure(response, WHAT, deps.concurrentWaitMs);
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    // A wrong email or password answers 401 ("Incorrect access key."); a 400 or 404 there also
-    // means this account cannot sign in: no retry of the task fixes it, another account may.
-    if (failure instanceof PermanentError) throw new CredentialError('PROVIDER_CREDENTIAL_REJECTED', failure.message);
+    if (failure instanceof CredentialError) return failure;
+    // A 400 or 404 at login also means this account cannot sign in: no retry of the task fixes
+    // it, another account may.
+    if (failure instanceof PermanentError) return new CredentialError('PROVIDER_CREDENTIAL_REJECTED', failure.message);
     throw failure;
   }
   const body = await readJson<{ accessToken?: unknown }>(ctx, response, WHAT);
