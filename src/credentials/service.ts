@@ -49,6 +49,7 @@ export class CredentialService {
         'set EASEL_SECRET_KEY (32 bytes as 64 hex digits or base64, e.g. `openssl rand -hex 32`) on every Easel process to store provider secrets with an external DATABASE_URL',
       );
     }
+    this.checkSecret(input);
     const result = await insertCredential(this.pool, this.box, input);
     if (!result.inserted) {
       throw new ApiError(
@@ -94,6 +95,19 @@ export class CredentialService {
 
   async remove(id: string): Promise<void> {
     if (!(await deleteCredential(this.pool, id))) throw notFound(id);
+  }
+
+  /** A secret the pool's providers say cannot work is a 400 now, not a disabled credential later. */
+  private checkSecret(input: NewCredential): void {
+    for (const provider of this.deps.registry.list()) {
+      if (provider.credentialPool !== input.provider || !provider.checkSecret) continue;
+      const reason = provider.checkSecret(input.secret);
+      if (reason === undefined) continue;
+      const message = `secret: ${reason}`;
+      throw new ApiError('VALIDATION_FAILED', message, {
+        errors: [{ field: 'secret', pointer: '/secret', in: 'body', code: 'BAD_FORMAT', message }],
+      });
+    }
   }
 
   private async withUse(row: CredentialRow): Promise<CredentialStatus> {

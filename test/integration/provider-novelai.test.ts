@@ -117,6 +117,20 @@ describe('novelai through the API', () => {
     );
   });
 
+  it('refuses a broken account secret at add, storing nothing', async () => {
+    const before = (await credentials()).length;
+    const refused = await api<{ code: string; errors: Array<{ field: string }>; detail: string }>(
+      easel.url,
+      'POST',
+      '/v1/admin/credentials',
+      { provider: 'novelai', secret: '{"email":"nobody@example.com"}' },
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({ code: 'VALIDATION_FAILED', errors: [{ field: 'secret' }] });
+    expect(refused.body.detail).toMatch(/password/);
+    expect((await credentials()).length).toBe(before);
+  });
+
   it('keeps two accounts apart: each task goes out under the account it was claimed with', async () => {
     const added = await api<Credential>(easel.url, 'POST', '/v1/admin/credentials', {
       provider: 'novelai',

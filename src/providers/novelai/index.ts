@@ -9,6 +9,7 @@ import { findNovelAIModel, NOVELAI_MODELS } from './models.js';
 import { buildNovelAIRequest, type NovelAIRequest } from './request.js';
 import { bearerFor, type Bearer, type SessionDeps } from './session.js';
 import { unpackImages } from './zip.js';
+import { NovelAISecretError, parseNovelAISecret } from './secret.js';
 
 const WHAT = 'novelai';
 /** Eight 2048×2048 PNGs fit well under this; it only stops a runaway answer. */
@@ -67,6 +68,15 @@ export function createNovelAIProvider(config: NovelAIConfig, deps: NovelAIDeps =
     id: 'novelai',
     credentialPool: 'novelai',
     signsIn: true,
+    checkSecret(secret) {
+      try {
+        parseNovelAISecret(secret);
+        return undefined;
+      } catch (error) {
+        if (error instanceof NovelAISecretError) return error.message;
+        throw error;
+      }
+    },
     models: () => models,
     async run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]> {
       if (ctx.signal.aborted) throw ctx.signal.reason;
