@@ -1,5 +1,6 @@
 import type { Env } from '../config/env.js';
 import { parseBackend, parseBackendList } from '../providers/self-hosted/backend.js';
+import { accountSecret } from '../providers/novelai/secret.js';
 
 /** A provider secret found in the environment, with a label saying which variable held it. */
 export interface EnvCredential {
@@ -10,7 +11,8 @@ export interface EnvCredential {
 
 /**
  * The forms users already have in their `.env`: `REPLICATE_API_TOKEN`; `HUGGING_FACE_TOKENS=a,b,c`,
- * `HUGGING_FACE_TOKEN_1..N` and `HUGGING_FACE_TOKEN`; `OPENAI_API_KEY`; and the user's own GPU
+ * `HUGGING_FACE_TOKEN_1..N` and `HUGGING_FACE_TOKEN`; `OPENAI_API_KEY`; `NOVELAI_TOKEN`, and
+ * `NOVELAI_EMAIL` + `NOVELAI_PASSWORD` as a NovelAI account (see providers/novelai/secret.ts); and the user's own GPU
  * servers, `A1111_URLS` and `COMFYUI_URLS` (see providers/self-hosted/backend.ts). Pure. A secret listed
  * twice is returned twice; the store's unique fingerprint keeps one.
  */
@@ -31,6 +33,13 @@ export function credentialsFromEnv(env: Env): EnvCredential[] {
   for (const match of numbered) add('huggingface', `env ${match[0]}`, env[match[0]]);
   add('huggingface', 'env HUGGING_FACE_TOKEN', env.HUGGING_FACE_TOKEN);
   add('openai', 'env OPENAI_API_KEY', env.OPENAI_API_KEY);
+  add('novelai', 'env NOVELAI_TOKEN', env.NOVELAI_TOKEN);
+  // An account signs in for its access token (cached per credential); one generation at a time,
+  // as NovelAI allows, is the pool's default concurrency of 1.
+  const novelaiEmail = env.NOVELAI_EMAIL?.trim();
+  if (novelaiEmail && env.NOVELAI_PASSWORD) {
+    add('novelai', `env NOVELAI_EMAIL ${novelaiEmail}`, accountSecret(novelaiEmail, env.NOVELAI_PASSWORD));
+  }
   for (const [provider, variable] of [
     ['a1111', 'A1111_URLS'],
     ['comfyui', 'COMFYUI_URLS'],

@@ -16,6 +16,7 @@ import {
   type CredentialRow,
   type NewCredential,
 } from './store.js';
+import { readTokenStatuses, type TokenStatus } from './token-store.js';
 
 /** What the admin routes (and so the CLI) may do with credentials, as API errors. */
 export interface CredentialServiceDeps {
@@ -27,8 +28,11 @@ export interface CredentialServiceDeps {
   deadAfterMs: number;
 }
 
-/** A credential with the tasks running on it now. */
-export type CredentialStatus = CredentialRow & { in_use: number };
+/**
+ * A credential with the tasks running on it now and, for pools of providers that sign in
+ * (NovelAI), the state of its cached sign-in token.
+ */
+export type CredentialStatus = CredentialRow & { in_use: number; token?: TokenStatus };
 
 export class CredentialService {
   constructor(
@@ -45,6 +49,7 @@ export class CredentialService {
         'set EASEL_SECRET_KEY (32 bytes as 64 hex digits or base64, e.g. `openssl rand -hex 32`) on every Easel process to store provider secrets with an external DATABASE_URL',
       );
     }
+    this.checkSecret(input);
     const result = await insertCredential(this.pool, this.box, input);
     if (!result.inserted) {
       throw new ApiError(
@@ -64,7 +69,7 @@ export class CredentialService {
       listCredentials(this.pool, provider),
       countCredentialsInUse(this.pool, this.deps.deadAfterMs),
     ]);
-    return rows.map((row) => ({ ...row, in_use: inUse.get(row.id) ?? 0 }));
+    return this.withTokens(rows.map((row) => ({ ...row, in_use: inUse.get(row.id) ?? 0 })));
   }
 
   async get(id: string): Promise<CredentialStatus> {
@@ -92,9 +97,40 @@ export class CredentialService {
     if (!(await deleteCredential(this.pool, id))) throw notFound(id);
   }
 
+  /** A secret the pool's providers say cannot work is a 400 now, not a disabled credential later. */
+  private checkSecret(input: NewCredential): void {
+    for (const provider of this.deps.registry.list()) {
+      if (provider.credentialPool !== input.provider || !provider.checkSecret) continue;
+      const reason = provider.checkSecret(input.secret);
+      if (reason === undefined) continue;
+      const message = `secret: ${reason}`;
+      throw new ApiError('VALIDATION_FAILED', message, {
+        errors: [{ field: 'secret', pointer: '/secret', in: 'body', code: 'BAD_FORMAT', message }],
+      });
+    }
+  }
+
   private async withUse(row: CredentialRow): Promise<CredentialStatus> {
     const inUse = await countCredentialsInUse(this.pool, this.deps.deadAfterMs, row.id);
-    return { ...row, in_use: inUse.get(row.id) ?? 0 };
+    const [status] = await this.withTokens([{ ...row, in_use: inUse.get(row.id) ?? 0 }]);
+    return status!;
+  }
+
+  /** Adds `token` to the credentials of pools whose provider signs in; others stay as they are. */
+  private async withTokens(statuses: CredentialStatus[]): Promise<CredentialStatus[]> {
+    const signingPools = new Set(
+      this.deps.registry
+        .list()
+        .filter((provider) => provider.signsIn && provider.credentialPool)
+        .map((provider) => provider.credentialPool),
+    );
+    const ids = statuses.filter((status) => signingPools.has(status.provider)).map((status) => status.id);
+    if (ids.length === 0) return statuses;
+    const tokens = await readTokenStatuses(this.pool, this.box, ids);
+    return statuses.map((status) => {
+      const token = tokens.get(status.id);
+      return token ? { ...status, token } : status;
+    });
   }
 
   /** Sent after the write committed (each statement here commits on its own). */

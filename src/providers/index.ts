@@ -5,14 +5,26 @@ import { createReplicateProvider } from './replicate/index.js';
 import { createSketchProvider } from './sketch/index.js';
 import { createHuggingFaceProvider } from './huggingface/index.js';
 import { createHfSpaceProvider } from './hf-space/index.js';
+import { createNovelAIProvider } from './novelai/index.js';
+import type { TokenCache } from './token-cache.js';
+
+/** What providers may be handed at registration besides their config (capabilities, not infrastructure). */
+export interface ProviderDeps {
+  /** The per-credential cache of sign-in tokens (NovelAI); without it every attempt signs in. */
+  tokens?: TokenCache;
+}
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
-export function createProviderRegistry(config: ProvidersConfig = readProvidersConfig({})): ProviderRegistry {
+export function createProviderRegistry(
+  config: ProvidersConfig = readProvidersConfig({}),
+  deps: ProviderDeps = {},
+): ProviderRegistry {
   return new ProviderRegistry([
     createSketchProvider(),
     createReplicateProvider(config.replicate),
     createHuggingFaceProvider(config.huggingface),
     createHfSpaceProvider(config.hfSpace),
     createOpenAIProvider(config.openai),
+    createNovelAIProvider(config.novelai, deps.tokens ? { tokens: deps.tokens } : {}),
   ]);
 }

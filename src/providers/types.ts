@@ -110,6 +110,17 @@ export interface Provider {
    * With a pool, a task is claimed only together with a usable credential of it.
    */
   readonly credentialPool?: string;
+  /**
+   * The provider signs in with its credentials and keeps the token it gets per credential
+   * (see token-cache.ts): the credential view then shows each one's token state.
+   */
+  readonly signsIn?: boolean;
+  /**
+   * Why a secret of its pool cannot work (e.g. a NovelAI account whose JSON is broken), checked
+   * when an admin adds it so the mistake is a 400 then rather than a disabled credential later.
+   * Undefined when it may work. Never echo the secret in the answer.
+   */
+  checkSecret?(secret: string): string | undefined;
   models(): ModelInfo[];
   run(input: TaskInput, ctx: RunContext): Promise<GeneratedImage[]>;
 }

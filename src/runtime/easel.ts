@@ -9,6 +9,7 @@ import { isLoopbackHost } from '../config/config.js';
 import { openSecretBox } from '../credentials/secret-key-file.js';
 import { CredentialAvailability } from '../credentials/availability.js';
 import { CredentialService } from '../credentials/service.js';
+import { createCredentialTokenStore } from '../credentials/token-store.js';
 import { Channels, Listener } from '../db/listener.js';
 import { migrate } from '../db/migrate.js';
 import { Notifier } from '../db/notifier.js';
@@ -72,7 +73,9 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const secretBox = await openSecretBox(config, log);
     await importEnvCredentials(db.pool, secretBox, config.credentialImports, log.child({ component: 'credentials' }));
 
-    const registry = options.registry ?? createProviderRegistry(config.providers);
+    const registry =
+      options.registry ??
+      createProviderRegistry(config.providers, { tokens: createCredentialTokenStore(db.pool, secretBox) });
     const storage = options.storage ?? createLocalStorage(path.join(config.dataDir, 'images'));
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SecretBox } from '../../src/credentials/secret-box.js';
 import { createTestDatabase } from '../helpers/database.js';
-import { startTestEasel, type TestEasel } from '../helpers/easel.js';
+import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { runCli, succeeded } from '../helpers/processes.js';
 
 let easel: TestEasel;
+const KEY = randomBytes(32);
 
 /** `easel <args>` against the test server with `stdin` piped in (or a closed pipe); never throws. */
 const cli = (args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) =>
@@ -13,7 +15,7 @@ const cli = (args: string[], options: { stdin?: string; env?: Record<string, str
 beforeAll(async () => {
   easel = await startTestEasel(await createTestDatabase(), {
     roles: { api: true, worker: false },
-    env: { EASEL_SECRET_KEY: randomBytes(32).toString('hex') },
+    env: { EASEL_SECRET_KEY: KEY.toString('hex') },
   });
 });
 afterAll(async () => {
@@ -80,6 +82,35 @@ describe('easel credentials', () => {
 
     const everything = [added, second, duplicate, listed].map((result) => result.stdout + result.stderr).join('\n');
     for (const secret of [piped, fromEnv]) expect(everything).not.toContain(secret);
+  }, 180_000);
+
+  it("shows a NovelAI account's token state and days left", async () => {
+    const account = '{"password":"nai-password-1","email":"nai@example.com"}';
+    // Another provider's credential beside it, which must list as before (no token column).
+    await api(easel.url, 'POST', '/v1/admin/credentials', { provider: 'replicate', secret: 'r8_BesideNovelAI0001' });
+    const added = JSON.parse(
+      succeeded(await cli(['credentials', 'add', 'novelai', '--json'], { stdin: account })).stdout,
+    ) as {
+      id: string;
+    };
+    expect(succeeded(await cli(['credentials', 'ls', '--provider', 'novelai'])).stdout).toMatch(
+      new RegExp(`${added.id}\\s+novelai\\s+…om"}\\s+active\\s.*token none`),
+    );
+    // A token cached with 12 days and an hour left, as a sign-in leaves it.
+    const box = new SecretBox(KEY);
+    await easel.pool.query(
+      `INSERT INTO credential_tokens (credential_id, token_ciphertext, expires_at)
+       VALUES ($1, $2, now() + interval '12 days 1 hour')`,
+      [added.id, box.seal('header.claims.signature')],
+    );
+    // Every credential listed; only the NovelAI one has a token column.
+    const lines = succeeded(await cli(['credentials', 'ls']))
+      .stdout.trim()
+      .split('\n');
+    expect(lines.find((line) => line.startsWith(added.id))).toMatch(/token valid 12d/);
+    const others = lines.filter((line) => !line.startsWith(added.id));
+    expect(others.length).toBeGreaterThan(0);
+    for (const line of others) expect(line).not.toMatch(/token/);
   }, 180_000);
 
   it('refuses a bad value with the option named, before asking the server', async () => {

@@ -79,6 +79,31 @@ export const CredentialSchema = Type.Object(
     last_error: Type.Union([Type.Object({ code: Type.String(), at: Timestamp }), Type.Null()]),
     last_used_at: Nullable(Timestamp),
     created_at: Timestamp,
+    token: Type.Optional(
+      Type.Object(
+        {
+          state: Type.Union(
+            [
+              Type.Literal('none'),
+              Type.Literal('valid'),
+              Type.Literal('expiring'),
+              Type.Literal('expired'),
+              Type.Literal('damaged'),
+            ],
+            {
+              description:
+                '`none`: nothing cached (the next task signs in, or the secret is a token itself); `expiring`: under 10 days left, renewed at the next task; `damaged`: the entry does not open, the next task signs in again.',
+            },
+          ),
+          expires_at: Nullable(Timestamp),
+          days_left: Type.Union([Type.Integer(), Type.Null()]),
+        },
+        {
+          description:
+            'Only for providers that sign in with their credentials (NovelAI accounts): the cached sign-in token.',
+        },
+      ),
+    ),
   },
   { $id: 'Credential' },
 );
@@ -108,6 +133,15 @@ export function credentialView(row: CredentialStatus): CredentialView {
         : null,
     last_used_at: iso(row.last_used_at),
     created_at: row.created_at.toISOString(),
+    ...(row.token
+      ? {
+          token: {
+            state: row.token.state,
+            expires_at: iso(row.token.expires_at),
+            days_left: row.token.days_left,
+          },
+        }
+      : {}),
   };
 }
 

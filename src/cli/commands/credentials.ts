@@ -70,6 +70,15 @@ function usage(credential: CredentialView): string {
     : `${credential.used_today}/${credential.daily_limit} today`;
 }
 
+/** A signing-in account's token, e.g. `token valid 23d`; empty for other credentials. */
+function tokenNote(credential: CredentialView): string {
+  const token = credential.token;
+  if (!token) return '';
+  return token.days_left === null || token.state === 'none' || token.state === 'damaged'
+    ? `token ${token.state}`
+    : `token ${token.state} ${token.days_left}d`;
+}
+
 function note(credential: CredentialView): string {
   if (credential.state === 'disabled') return `disabled: ${credential.disabled_reason ?? ''}`;
   if (credential.state === 'cooling_down') return `until ${credential.cooldown_until}`;
@@ -92,8 +101,10 @@ export async function listCredentials(client: EaselClient, options: JsonOption &
         `${credential.in_use}/${credential.concurrency} busy`.padEnd(10),
         usage(credential).padEnd(14),
         credential.label,
+        tokenNote(credential),
         note(credential),
       ]
+        .filter((field) => field !== '')
         .join('  ')
         .trimEnd(),
     );
