@@ -3,6 +3,8 @@ import { readReplicateConfig, type ReplicateConfig } from './replicate/config.js
 import { readHuggingFaceConfig, type HuggingFaceConfig } from './huggingface/config.js';
 import { readHfSpaceConfig, type HfSpaceConfig } from './hf-space/config.js';
 import { readOpenAIConfig, type OpenAIConfig } from './openai/config.js';
+import { readJimengConfig, type JimengConfig } from './volcengine/config.js';
+import { readArkConfig, type ArkConfig } from './ark/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -13,6 +15,8 @@ export interface ProvidersConfig {
   huggingface: HuggingFaceConfig;
   hfSpace: HfSpaceConfig;
   openai: OpenAIConfig;
+  jimeng: JimengConfig;
+  ark: ArkConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -21,5 +25,7 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     huggingface: readHuggingFaceConfig(env),
     hfSpace: readHfSpaceConfig(env),
     openai: readOpenAIConfig(env),
+    jimeng: readJimengConfig(env),
+    ark: readArkConfig(env),
   };
 }

@@ -5,6 +5,8 @@ import { createReplicateProvider } from './replicate/index.js';
 import { createSketchProvider } from './sketch/index.js';
 import { createHuggingFaceProvider } from './huggingface/index.js';
 import { createHfSpaceProvider } from './hf-space/index.js';
+import { createJimengProvider } from './volcengine/index.js';
+import { createArkProvider } from './ark/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(config: ProvidersConfig = readProvidersConfig({})): ProviderRegistry {
@@ -14,5 +16,7 @@ export function createProviderRegistry(config: ProvidersConfig = readProvidersCo
     createHuggingFaceProvider(config.huggingface),
     createHfSpaceProvider(config.hfSpace),
     createOpenAIProvider(config.openai),
+    createJimengProvider(config.jimeng),
+    createArkProvider(config.ark),
   ]);
 }
