@@ -275,6 +275,22 @@ describe('jimeng: resume', () => {
     expect(resumed.record.providerRefs).toEqual([]);
   });
 
+  it('a resumed attempt waits out a failing first poll instead of submitting a second, paid task', async () => {
+    fake.queuedPolls = 2;
+    const controller = new AbortController();
+    const { ctx, record } = createRunContext({ credential, signal: controller.signal });
+    const pending = provider.run(v30(), ctx);
+    await waitUntil(() => record.providerRefs.length === 1);
+    controller.abort(new Error('lease lost'));
+    await expect(pending).rejects.toThrow('lease lost');
+    const submits = fake.submits().length;
+    fake.failResult({ status: 503, code: 'ServiceUnavailable', message: 'try later' });
+    fake.failResult({ status: 500, code: 50500, message: 'Internal Error' });
+    const resumed = await run(v30({ attempt: 2, providerRef: record.providerRefs[0]! }));
+    expect(resumed.images).toHaveLength(1);
+    expect(fake.submits().length).toBe(submits);
+  });
+
   it('a providerRef Volcengine no longer knows (expired after 12 h) is submitted again and the new id saved', async () => {
     const first = await run(v30());
     const taskId = first.record.providerRefs[0]!;

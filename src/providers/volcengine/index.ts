@@ -98,9 +98,14 @@ function report(ctx: RunContext, status: TaskStatus): void {
   else if (status === 'generating') ctx.progress('generating');
 }
 
-/** Poll until `done` (or gone), reporting queue states; transient poll failures are waited out. */
-async function waitForDone(p: Poller, taskId: string): Promise<Record<string, unknown>> {
+/**
+ * Poll until `done`, reporting queue states; transient poll failures are waited out. A task
+ * Volcengine does not know is `gone` on the first poll of a resumed task (it expired: submit
+ * again), and a retryable failure later (it vanished while we watched).
+ */
+async function waitForDone(p: Poller, taskId: string, resuming: boolean): Promise<Record<string, unknown> | 'gone'> {
   let failures = 0;
+  let first = true;
   for (;;) {
     let result: Awaited<ReturnType<typeof getResult>>;
     try {
@@ -113,22 +118,47 @@ async function waitForDone(p: Poller, taskId: string): Promise<Record<string, un
     failures = 0;
     if (result.status === 'done') return result.data;
     if (result.status === 'not_found' || result.status === 'expired') {
+      if (resuming && first) {
+        p.ctx.log.info(
+          { task: taskId, status: result.status },
+          'earlier Jimeng task cannot be resumed; submitting a new one',
+        );
+        return 'gone';
+      }
       throw new RetryableError('PROVIDER_OUTPUT_GONE', `${WHAT}: task ${taskId} is ${result.status} at Volcengine`);
     }
+    if (resuming && first) p.ctx.log.info({ task: taskId, status: result.status }, 'resuming the earlier Jimeng task');
+    first = false;
     report(p.ctx, result.status);
     await pause(p.config.pollIntervalMs, p.ctx.signal);
   }
 }
 
-/** The task an earlier attempt submitted, when Volcengine still has it (tasks expire after 12 h). */
-async function resumable(p: Poller, taskId: string): Promise<boolean> {
-  const { status } = await getResult(p, taskId);
-  if (status === 'not_found' || status === 'expired') {
-    p.ctx.log.info({ task: taskId, status }, 'earlier Jimeng task cannot be resumed; submitting a new one');
-    return false;
+interface Finished {
+  taskId: string;
+  data: Record<string, unknown>;
+}
+
+/** The earlier attempt's task, polled to the end; undefined when Volcengine no longer has it. */
+async function resume(p: Poller, taskId: string): Promise<Finished | undefined> {
+  const data = await waitForDone(p, taskId, true);
+  return data === 'gone' ? undefined : { taskId, data };
+}
+
+async function submitAndWait(p: Poller, model: JimengModel, input: TaskInput): Promise<Finished> {
+  p.ctx.progress('submitting', 0);
+  const submitted = await callVisual(p.ctx, p.config, p.keys, SUBMIT_ACTION, model.body(input), `${WHAT}: submitting`);
+  if (typeof submitted.task_id !== 'string' || submitted.task_id === '') {
+    throw new RetryableError('PROVIDER_BAD_OUTPUT', `${WHAT}: submitting: the answer has no task_id`);
   }
-  p.ctx.log.info({ task: taskId, status }, 'resuming the earlier Jimeng task');
-  return true;
+  const taskId = submitted.task_id;
+  // Before anything else: from here on, a second submit would be a second bill.
+  await p.ctx.saveProviderRef(taskId);
+  p.ctx.progress('queued', 0);
+  const data = await waitForDone(p, taskId, false);
+  // Only a resumed task can be `gone`; a new one that vanishes is an error inside waitForDone.
+  if (data === 'gone') throw new RetryableError('PROVIDER_OUTPUT_GONE', `${WHAT}: task ${taskId} vanished`);
+  return { taskId, data };
 }
 
 async function imagesOf(
@@ -184,19 +214,8 @@ export function createJimengProvider(config: JimengConfig): Provider {
       checkTask(model, input);
       const poller: Poller = { ctx, config, keys, reqKey: model.info.id, reqJson: resultReqJson(input) };
 
-      let taskId = input.providerRef && (await resumable(poller, input.providerRef)) ? input.providerRef : undefined;
-      if (!taskId) {
-        ctx.progress('submitting', 0);
-        const data = await callVisual(ctx, config, keys, SUBMIT_ACTION, model.body(input), `${WHAT}: submitting`);
-        if (typeof data.task_id !== 'string' || data.task_id === '') {
-          throw new RetryableError('PROVIDER_BAD_OUTPUT', `${WHAT}: submitting: the answer has no task_id`);
-        }
-        taskId = data.task_id;
-        // Before anything else: from here on, a second submit would be a second bill.
-        await ctx.saveProviderRef(taskId);
-        ctx.progress('queued', 0);
-      }
-      const data = await waitForDone(poller, taskId);
+      const resumed = input.providerRef ? await resume(poller, input.providerRef) : undefined;
+      const { taskId, data } = resumed ?? (await submitAndWait(poller, model, input));
       ctx.progress('downloading', 0);
       return imagesOf(ctx, data, providerSeed(input.seed), taskId);
     },
