@@ -186,6 +186,12 @@ describe('ark: failures', () => {
 
     fake.failNext({ status: 500, code: 'InternalServiceError', message: 'oops' });
     expect(await failure(seedream3())).toBeInstanceOf(RetryableError);
+
+    // Ark's own verdict outranks the status, as its SDK reads it.
+    fake.failNext({ status: 409, code: 'Conflict', headers: { 'x-should-retry': 'false' } });
+    expect(await failure(seedream3())).toBeInstanceOf(PermanentError);
+    fake.failNext({ status: 400, code: 'InvalidEndpoint.ClosedEndpoint', message: 'temporarily unavailable' });
+    expect(await failure(seedream3())).toBeInstanceOf(RetryableError);
   });
 
   it('the fake’s own parameter refusal comes back permanent with Ark’s words', async () => {
