@@ -4,6 +4,8 @@ import { readHuggingFaceConfig, type HuggingFaceConfig } from './huggingface/con
 import { readHfSpaceConfig, type HfSpaceConfig } from './hf-space/config.js';
 import { readOpenAIConfig, type OpenAIConfig } from './openai/config.js';
 import { readNovelAIConfig, type NovelAIConfig } from './novelai/config.js';
+import { readJimengConfig, type JimengConfig } from './volcengine/config.js';
+import { readArkConfig, type ArkConfig } from './ark/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -15,6 +17,8 @@ export interface ProvidersConfig {
   hfSpace: HfSpaceConfig;
   openai: OpenAIConfig;
   novelai: NovelAIConfig;
+  jimeng: JimengConfig;
+  ark: ArkConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -24,5 +28,7 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     hfSpace: readHfSpaceConfig(env),
     openai: readOpenAIConfig(env),
     novelai: readNovelAIConfig(env),
+    jimeng: readJimengConfig(env),
+    ark: readArkConfig(env),
   };
 }

@@ -13,6 +13,8 @@ export interface ProviderDeps {
   /** The per-credential cache of sign-in tokens (NovelAI); without it every attempt signs in. */
   tokens?: TokenCache;
 }
+import { createJimengProvider } from './volcengine/index.js';
+import { createArkProvider } from './ark/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(
@@ -26,5 +28,7 @@ export function createProviderRegistry(
     createHfSpaceProvider(config.hfSpace),
     createOpenAIProvider(config.openai),
     createNovelAIProvider(config.novelai, deps.tokens ? { tokens: deps.tokens } : {}),
+    createJimengProvider(config.jimeng),
+    createArkProvider(config.ark),
   ]);
 }
