@@ -60,8 +60,12 @@ export class FakeA1111 {
       auth?: string;
       /** How long one sampling step takes. */
       stepMs?: number;
+      /** Listen on this port (to bring a "machine" back at the address Easel knows); default any free one. */
+      port?: number;
     } = {},
-  ) {}
+  ) {
+    this.port = options.port ?? 0;
+  }
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
