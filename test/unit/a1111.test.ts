@@ -208,9 +208,13 @@ describe('a1111: failures', () => {
   });
 
   it('a server that takes long still delivers: there is no per-request deadline but the task timeout', async () => {
-    fake.fail({ kind: 'slow', ms: 300 });
-    const { images } = await run(taskInput({ steps: 1 }));
+    fake.fail({ kind: 'slow', ms: 500 });
+    const { images, record } = await run(taskInput({ steps: 8 }));
     expect(images).toHaveLength(1);
+    // Meanwhile the WebUI's progress fell back to 0 (no job): Easel's progress does not.
+    const percents = record.progress.filter((entry) => entry.stage === 'generating').map((entry) => entry.pct!);
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents.at(-1)).toBeGreaterThanOrEqual(50);
   });
 });
 

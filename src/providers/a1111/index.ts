@@ -45,6 +45,9 @@ function backendOf(ctx: RunContext): Backend {
 function followProgress(ctx: RunContext, backend: Backend, intervalMs: number): () => void {
   let stopped = false;
   let lastPreviewKey: string | undefined;
+  // The WebUI answers 0 once its job is done, before the generation answer arrives (and while
+  // it still loads a checkpoint): progress only moves forward.
+  let highest = 0;
   let timer: NodeJS.Timeout | undefined;
   const poll = async () => {
     const snapshot = await readProgress(ctx, backend);
@@ -52,7 +55,8 @@ function followProgress(ctx: RunContext, backend: Backend, intervalMs: number): 
     if (snapshot) {
       const fresh = snapshot.previewKey !== undefined && snapshot.previewKey !== lastPreviewKey;
       if (fresh) lastPreviewKey = snapshot.previewKey;
-      ctx.progress('generating', snapshot.progress * 100, fresh ? snapshot.preview : undefined);
+      highest = Math.max(highest, snapshot.progress * 100);
+      ctx.progress('generating', highest, fresh ? snapshot.preview : undefined);
     }
     timer = setTimeout(() => void poll(), intervalMs);
   };
