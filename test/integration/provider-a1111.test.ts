@@ -67,7 +67,9 @@ describe('a1111 backends as a pool', () => {
     const downUrl = `http://127.0.0.1:${downPort}`;
     const easel = await easelWith([up.url, downUrl]);
 
-    const first = await Promise.all([submit(easel), submit(easel)]);
+    // Two at once: the answering server runs one at a time, so the other task is claimed with
+    // the down server, which refuses the connection.
+    const first = await Promise.all([submit(easel, { steps: 15 }), submit(easel, { steps: 15 })]);
     for (const id of first) {
       const done = await waitForStatus(easel.url, id, ['succeeded', 'failed'], 20_000);
       expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
@@ -79,8 +81,8 @@ describe('a1111 backends as a pool', () => {
       `SELECT last_error_code, disabled_reason FROM credentials WHERE provider = 'a1111' AND label LIKE $1`,
       [`%${downUrl}`],
     );
-    expect(rows).toHaveLength(1);
-    expect(rows[0]!.disabled_reason).toBeNull();
+    expect(rows).toEqual([{ last_error_code: 'BACKEND_UNAVAILABLE', disabled_reason: null }]);
+    for (const id of first) expect((await api(easel.url, 'GET', `/v1/tasks/${id}`)).body.attempt).toBe(1);
 
     // It comes back on the same address: after its cooldown it takes tasks again. Two long
     // tasks at once: each server runs one at a time, so the second one needs the revived server.
