@@ -304,6 +304,20 @@ const OPERATIONS: Record<string, OperationFacts> = {
     headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
+  'GET /v1/tasks/{id}/preview': {
+    operationId: 'getTaskPreview',
+    problems: {
+      400: BAD_REQUEST,
+      404: `${NO_TASK} Or the task is not running or has no preview yet (${codes('PREVIEW_NOT_FOUND')}).`,
+    },
+    responses: {
+      200: {
+        description: 'The latest intermediate image; never cached.',
+        content: { 'image/png': { schema: image }, 'image/jpeg': { schema: image }, 'image/webp': { schema: image } },
+      },
+    },
+    headers: { 200: ['Cache-Control'] },
+  },
   'POST /v1/uploads': {
     operationId: 'createUpload',
     problems: {

@@ -8,6 +8,10 @@ import type { TaskResource } from './schemas/task.js';
 
 export const inputImageUrl = (baseUrl: string, taskId: string): string => `${baseUrl}/v1/tasks/${taskId}/input-image`;
 
+/** Where a running task's latest preview is; `v` changes with each new preview so clients can tell. */
+export const previewUrl = (baseUrl: string, taskId: string, version: number): string =>
+  `${baseUrl}/v1/tasks/${taskId}/preview?v=${version}`;
+
 export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
   `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
 
@@ -59,6 +63,10 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     provider_options: task.provider_options,
     stage: task.stage,
     progress: task.progress,
+    preview_url:
+      task.status === 'running' && task.preview_version !== null
+        ? previewUrl(baseUrl, task.id, task.preview_version)
+        : null,
     attempt: task.attempt,
     max_attempts: task.max_attempts,
     queue_position: view.queuePosition,
@@ -81,13 +89,21 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
 
 /** The `task_update` SSE payload: what changed, when, and the task's state after it. */
 export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
-  const { images, ...state } = event.data as { images?: PublicImage[] } & Record<string, unknown>;
+  const {
+    images,
+    preview_version: previewVersion,
+    ...state
+  } = event.data as { images?: PublicImage[]; preview_version?: number | null } & Record<string, unknown>;
   return {
     event_id: formatCursor(event.cursor),
     type: event.type,
     task_id: event.taskId,
     at: event.at.toISOString(),
     ...state,
+    // Progress events say which preview is current (migration 0018); null while there is none.
+    ...(previewVersion !== undefined
+      ? { preview_url: previewVersion === null ? null : previewUrl(baseUrl, event.taskId, previewVersion) }
+      : {}),
     ...(images ? { images: images.map((image) => toPublicImage(baseUrl, event.taskId, image)) } : {}),
   };
 }

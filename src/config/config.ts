@@ -9,6 +9,7 @@ import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
+import { readPreviewConfig, type PreviewLimits } from './previews.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 /** `local`: keyless requests act as the local admin; `required`: every request needs an API key. */
@@ -129,6 +130,7 @@ export interface WorkerConfig {
   eventRetentionHours: number;
   /** How long a rate-limited credential rests when the provider gave no Retry-After. */
   credentialCooldownMs: number;
+  previews: PreviewLimits;
 }
 
 const SECOND = 1000;
@@ -176,6 +178,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
         min: 0,
         max: 24 * 3600 * SECOND,
       }),
+      previews: readPreviewConfig(env),
     },
     sseHeartbeatMs: readInt(env, 'EASEL_SSE_HEARTBEAT_MS', 15 * SECOND, { min: 100, max: 300 * SECOND }),
     waitMaxSeconds: readInt(env, 'EASEL_WAIT_MAX_SECONDS', 60, { min: 0, max: 600 }),

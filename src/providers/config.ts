@@ -6,6 +6,7 @@ import { readOpenAIConfig, type OpenAIConfig } from './openai/config.js';
 import { readNovelAIConfig, type NovelAIConfig } from './novelai/config.js';
 import { readJimengConfig, type JimengConfig } from './volcengine/config.js';
 import { readArkConfig, type ArkConfig } from './ark/config.js';
+import { readA1111Config, type A1111Config } from './a1111/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -19,6 +20,7 @@ export interface ProvidersConfig {
   novelai: NovelAIConfig;
   jimeng: JimengConfig;
   ark: ArkConfig;
+  a1111: A1111Config;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -30,5 +32,6 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     novelai: readNovelAIConfig(env),
     jimeng: readJimengConfig(env),
     ark: readArkConfig(env),
+    a1111: readA1111Config(env),
   };
 }

@@ -7,14 +7,15 @@ import { createHuggingFaceProvider } from './huggingface/index.js';
 import { createHfSpaceProvider } from './hf-space/index.js';
 import { createNovelAIProvider } from './novelai/index.js';
 import type { TokenCache } from './token-cache.js';
+import { createJimengProvider } from './volcengine/index.js';
+import { createArkProvider } from './ark/index.js';
+import { createA1111Provider } from './a1111/index.js';
 
 /** What providers may be handed at registration besides their config (capabilities, not infrastructure). */
 export interface ProviderDeps {
   /** The per-credential cache of sign-in tokens (NovelAI); without it every attempt signs in. */
   tokens?: TokenCache;
 }
-import { createJimengProvider } from './volcengine/index.js';
-import { createArkProvider } from './ark/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(
@@ -30,5 +31,6 @@ export function createProviderRegistry(
     createNovelAIProvider(config.novelai, deps.tokens ? { tokens: deps.tokens } : {}),
     createJimengProvider(config.jimeng),
     createArkProvider(config.ark),
+    createA1111Provider(config.a1111),
   ]);
 }

@@ -31,10 +31,31 @@ async function fencedWrite(
   return won;
 }
 
+/** Progress events say which preview is current (null: none yet), for `preview_url`. */
+const PREVIEW_VERSION = `jsonb_build_object('preview_version', t.preview_version)`;
+
 const REPORT_PROGRESS = `
 WITH t AS (
   UPDATE tasks SET stage = $3, progress = $4, updated_at = now() WHERE ${FENCE} RETURNING *
-), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress))})
+), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress), PREVIEW_VERSION)})
+SELECT 1 FROM t`;
+
+/**
+ * Progress with a new preview (migration 0018): the task's preview version goes up and the
+ * bytes replace the previous preview in the same fenced statement, so a late write from a
+ * superseded attempt stores nothing.
+ */
+const REPORT_PROGRESS_WITH_PREVIEW = `
+WITH t AS (
+  UPDATE tasks SET stage = $3, progress = $4, preview_version = COALESCE(preview_version, 0) + 1,
+         updated_at = now()
+  WHERE ${FENCE} RETURNING *
+), preview AS (
+  INSERT INTO task_previews (task_id, content_type, data, version)
+  SELECT t.id, $5, $6, t.preview_version FROM t
+  ON CONFLICT (task_id) DO UPDATE SET content_type = EXCLUDED.content_type, data = EXCLUDED.data,
+    version = EXCLUDED.version, updated_at = now()
+), event AS (${insertEventsSql('t', sqlLiteral(TaskEventType.progress), PREVIEW_VERSION)})
 SELECT 1 FROM t`;
 
 export function reportProgress(
@@ -43,7 +64,16 @@ export function reportProgress(
   lease: Lease,
   stage: string,
   progress: number,
+  preview?: { contentType: string; data: Buffer },
 ): Promise<boolean> {
+  if (preview) {
+    return fencedWrite(db, hints, lease, {
+      name: 'easel_progress_preview',
+      text: REPORT_PROGRESS_WITH_PREVIEW,
+      values: [lease.taskId, lease.token, stage, progress, preview.contentType, preview.data],
+      freesSlot: false,
+    });
+  }
   return fencedWrite(db, hints, lease, {
     name: 'easel_progress',
     text: REPORT_PROGRESS,

@@ -36,6 +36,8 @@ export interface TaskRow {
   predict_time: number | null;
   /** img2img: the checked input as stored; null for txt2img. */
   input_image: StoredInputImage | null;
+  /** The current progress preview's version while the attempt has one (migration 0018). */
+  preview_version: number | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;

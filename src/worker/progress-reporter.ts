@@ -1,3 +1,6 @@
+import type { PreviewLimits } from '../config/previews.js';
+import type { PreviewImage } from '../providers/types.js';
+
 /**
  * Adapters may report progress on every step; storing each would flood the database and every
  * SSE client. This writes nothing in an attempt's first `minIntervalMs` (a task that finishes
@@ -5,10 +8,14 @@
  * change promptly and progress within a stage at most once per `minIntervalMs`, never two
  * writes in flight at once (a stage change that arrives meanwhile is written right after).
  * The final state comes with the attempt's own result.
+ *
+ * Previews ride on progress writes: only the latest one is kept, at most one is written per
+ * `preview.intervalMs` (so a backend sending many frames a second costs one row update and one
+ * event per interval), and one larger than `preview.maxBytes` is dropped.
  */
 export interface ProgressReporter {
   /** Called by the adapter, as often as it likes. */
-  report(stage: string, pct?: number): void;
+  report(stage: string, pct?: number, preview?: PreviewImage): void;
   /**
    * Write nothing more: drop what is pending, ignore later reports, and resolve once a write in
    * flight has finished. Awaited before an attempt's final write, so no progress event of an
@@ -18,8 +25,8 @@ export interface ProgressReporter {
 }
 
 export function createProgressReporter(
-  write: (stage: string, pct: number) => Promise<unknown>,
-  options: { minIntervalMs: number; onError: (error: unknown) => void },
+  write: (stage: string, pct: number, preview?: PreviewImage) => Promise<unknown>,
+  options: { minIntervalMs: number; onError: (error: unknown) => void; preview?: PreviewLimits },
 ): ProgressReporter {
   const startedAt = Date.now();
   let lastStage: string | undefined;
@@ -28,12 +35,24 @@ export function createProgressReporter(
   let inFlight: Promise<void> | undefined;
   let pending: { stage: string; pct: number } | undefined;
   let stopped = false;
+  let latestPreview: PreviewImage | undefined;
+  let lastPreviewAt = -Infinity;
+
+  const previewDue = (now: number): boolean =>
+    latestPreview !== undefined && now - lastPreviewAt >= (options.preview?.intervalMs ?? Infinity);
 
   const send = (stage: string, pct: number): void => {
+    const now = Date.now();
     lastStage = stage;
     lastPct = pct;
-    lastWriteAt = Date.now();
-    inFlight = write(stage, pct)
+    lastWriteAt = now;
+    let preview: PreviewImage | undefined;
+    if (previewDue(now)) {
+      preview = latestPreview;
+      latestPreview = undefined;
+      lastPreviewAt = now;
+    }
+    inFlight = write(stage, pct, preview)
       .then(() => undefined, options.onError)
       .finally(() => {
         inFlight = undefined;
@@ -43,8 +62,9 @@ export function createProgressReporter(
       });
   };
 
-  const report = (stage: string, pct?: number): void => {
+  const report = (stage: string, pct?: number, preview?: PreviewImage): void => {
     if (stopped) return;
+    if (preview && options.preview && preview.data.length <= options.preview.maxBytes) latestPreview = preview;
     const progress = Math.max(0, Math.min(100, Math.round(pct ?? 0)));
     const now = Date.now();
     if (now - startedAt < options.minIntervalMs) return;
@@ -53,13 +73,15 @@ export function createProgressReporter(
       if (stageChanged || pending) pending = { stage, pct: progress };
       return;
     }
-    if (!stageChanged && (progress === lastPct || now - lastWriteAt < options.minIntervalMs)) return;
+    const progressDue = progress !== lastPct && now - lastWriteAt >= options.minIntervalMs;
+    if (!stageChanged && !progressDue && !previewDue(now)) return;
     send(stage, progress);
   };
 
   const stop = async (): Promise<void> => {
     stopped = true;
     pending = undefined;
+    latestPreview = undefined;
     // A write in flight may chain one pending write in its `finally`; `stopped` prevents that.
     while (inFlight) await inFlight;
   };

@@ -34,6 +34,7 @@ import {
 import type { Lease, TaskRow } from '../tasks/rows.js';
 import { fallThrough, hasNextTarget } from '../routing/task-route.js';
 import { createProgressReporter } from './progress-reporter.js';
+import type { PreviewLimits } from '../config/previews.js';
 import { untilDatabaseAnswers } from './until-database-answers.js';
 
 export interface AttemptDeps {
@@ -50,6 +51,8 @@ export interface AttemptDeps {
   secrets: SecretBox | undefined;
   /** How long a rate-limited credential rests when the provider named no time. */
   credentialCooldownMs: number;
+  /** How often and how large progress previews may be stored (EASEL_PREVIEW_*). */
+  previews: PreviewLimits;
   /** LICENSE_API_ENDPOINT is set: a success records its cost as an external charge. */
   externalBilling?: boolean;
 }
@@ -71,10 +74,14 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
   const log = deps.log.child({ task: task.id, provider: task.provider, attempt: task.attempt });
   const startedAt = performance.now();
   const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
-  const progress = createProgressReporter((stage, pct) => reportProgress(deps.pool, deps.hints, lease, stage, pct), {
-    minIntervalMs: deps.progressIntervalMs,
-    onError: (error) => log.warn({ err: error }, 'progress write failed'),
-  });
+  const progress = createProgressReporter(
+    (stage, pct, preview) => reportProgress(deps.pool, deps.hints, lease, stage, pct, preview),
+    {
+      minIntervalMs: deps.progressIntervalMs,
+      onError: (error) => log.warn({ err: error }, 'progress write failed'),
+      preview: deps.previews,
+    },
+  );
   const finish: Finish = { deps, task, lease, log, credential: undefined };
   let providerSeconds: number | undefined;
   const seconds = () => providerSeconds ?? elapsedSeconds();

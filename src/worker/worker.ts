@@ -237,6 +237,7 @@ export class Worker {
       progressIntervalMs: 500,
       abandon: this.abandon.signal,
       credentialCooldownMs: this.deps.config.credentialCooldownMs,
+      previews: this.deps.config.previews,
       externalBilling: this.deps.licenseApi !== undefined,
     };
     // The slot stays taken until the outcome is written, however long the database is away.

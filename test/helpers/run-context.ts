@@ -1,11 +1,13 @@
 import pino from 'pino';
-import type { Credential, RunContext, TaskInput } from '../../src/providers/types.js';
+import type { Credential, PreviewImage, RunContext, TaskInput } from '../../src/providers/types.js';
 
 /** What an adapter reported through its RunContext, for assertions. */
 export interface RunRecord {
   progress: Array<{ stage: string; pct: number | undefined; at: number }>;
   providerRefs: string[];
   predictTime: number | undefined;
+  /** Preview images passed with progress, in order. */
+  previews: PreviewImage[];
 }
 
 /**
@@ -16,12 +18,13 @@ export function createRunContext(
   options: { signal?: AbortSignal; credential?: Credential; onProgress?: (stage: string, pct?: number) => void } = {},
 ): { ctx: RunContext; record: RunRecord } {
   const started = performance.now();
-  const record: RunRecord = { progress: [], providerRefs: [], predictTime: undefined };
+  const record: RunRecord = { progress: [], providerRefs: [], predictTime: undefined, previews: [] };
   const ctx: RunContext = {
     signal: options.signal ?? new AbortController().signal,
     ...(options.credential ? { credential: options.credential } : {}),
-    progress: (stage, pct) => {
+    progress: (stage, pct, preview) => {
       record.progress.push({ stage, pct, at: performance.now() - started });
+      if (preview) record.previews.push(preview);
       options.onProgress?.(stage, pct);
     },
     saveProviderRef: async (ref) => {

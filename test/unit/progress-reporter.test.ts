@@ -84,4 +84,70 @@ describe('createProgressReporter', () => {
     failing.report('generating', 5);
     await failing.stop();
   });
+
+  describe('previews', () => {
+    const frame = (n: number, bytes = 100) => ({ data: Buffer.alloc(bytes, n), contentType: 'image/png' });
+
+    function previewRecorder(limits = { intervalMs: 1000, maxBytes: 500 }) {
+      const writes: Array<{ stage: string; pct: number; preview: number | undefined }> = [];
+      const reporter = createProgressReporter(
+        async (stage, pct, preview) => {
+          writes.push({ stage, pct, preview: preview?.data[0] });
+        },
+        { minIntervalMs: 500, onError: () => undefined, preview: limits },
+      );
+      return { reporter, writes };
+    }
+
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+    it('many previews a second become one write per preview interval, carrying the latest frame', async () => {
+      const { reporter, writes } = previewRecorder();
+      vi.advanceTimersByTime(600);
+      // 50 frames a second for 3 seconds, progress unchanged.
+      for (let i = 1; i <= 150; i += 1) {
+        reporter.report('generating', 40, frame(i));
+        await settle();
+        vi.advanceTimersByTime(20);
+      }
+      const withPreview = writes.filter((write) => write.preview !== undefined);
+      expect(writes.length).toBeLessThanOrEqual(4);
+      expect(withPreview.length).toBeGreaterThanOrEqual(3);
+      // Each write takes the newest frame seen, not the first of its interval.
+      expect(withPreview[1]!.preview).toBeGreaterThan(50);
+    });
+
+    it('skips previews over the size cap, and keeps none without limits configured', async () => {
+      const { reporter, writes } = previewRecorder();
+      vi.advanceTimersByTime(600);
+      reporter.report('generating', 10, frame(1, 501));
+      await settle();
+      expect(writes).toEqual([{ stage: 'generating', pct: 10, preview: undefined }]);
+
+      const plain = createProgressReporter(
+        async (stage, pct, preview) => {
+          writes.push({ stage, pct, preview: preview?.data[0] });
+        },
+        { minIntervalMs: 500, onError: () => undefined },
+      );
+      vi.advanceTimersByTime(600);
+      plain.report('other', 10, frame(2));
+      await settle();
+      expect(writes.at(-1)).toEqual({ stage: 'other', pct: 10, preview: undefined });
+    });
+
+    it('a preview seen in the first interval goes out with the first write; none after stop()', async () => {
+      const { reporter, writes } = previewRecorder();
+      reporter.report('generating', 5, frame(7));
+      vi.advanceTimersByTime(600);
+      reporter.report('generating', 6);
+      await settle();
+      expect(writes).toEqual([{ stage: 'generating', pct: 6, preview: 7 }]);
+      await reporter.stop();
+      vi.advanceTimersByTime(2000);
+      reporter.report('generating', 9, frame(8));
+      await settle();
+      expect(writes).toHaveLength(1);
+    });
+  });
 });

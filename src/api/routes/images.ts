@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../../db/pool.js';
 import { ApiError } from '../../domain/errors.js';
 import type { Storage } from '../../storage/storage.js';
+import { findTaskPreview } from '../../tasks/previews.js';
 import { findImage, findTask } from '../../tasks/queries.js';
 import { Uuid } from '../schemas/task.js';
 import { taskOwnerFor } from '../task-owner.js';
@@ -50,6 +51,35 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       const input = task.input_image;
       if (!input) throw new ApiError('IMAGE_NOT_FOUND', 'the task has no input image; only img2img tasks do');
       return sendStoredImage(request, reply, storage, input, 'input image');
+    },
+  );
+
+  app.get(
+    '/v1/tasks/:id/preview',
+    {
+      schema: {
+        summary: "A running task's latest progress preview",
+        description:
+          'The intermediate image the backend showed most recently (AUTOMATIC1111, ComfyUI), while the task runs. It changes as the task advances: follow `preview_url` on the task or its progress events.',
+        tags: ['tasks'],
+        params: Type.Object({ id: Uuid({ description: 'The task id.' }) }),
+        querystring: Type.Object({
+          v: Type.Optional(
+            Type.String({
+              pattern: '^[0-9]{1,10}$',
+              description: 'The version from `preview_url`; only makes each URL distinct.',
+            }),
+          ),
+        }),
+        produces: ['image/png', 'image/jpeg', 'image/webp'],
+      },
+    },
+    async (request, reply) => {
+      const preview = await findTaskPreview(pool, taskOwnerFor(request), request.params.id);
+      if (preview === 'no_task') throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id}`);
+      if (!preview) throw new ApiError('PREVIEW_NOT_FOUND');
+      // A preview is replaced within seconds and gone when the attempt ends: never cache it.
+      return reply.type(preview.contentType).header('cache-control', 'private, no-store').send(preview.data);
     },
   );
 };

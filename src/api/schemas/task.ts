@@ -173,6 +173,12 @@ export const TaskSchema = Type.Object(
     provider_options: Type.Record(Type.String(), Type.Unknown()),
     stage: Nullable(Type.String()),
     progress: Type.Integer({ minimum: 0, maximum: 100 }),
+    preview_url: Nullable(
+      Type.String({
+        description:
+          'While the task runs on a backend that shows intermediate images (AUTOMATIC1111, ComfyUI): the latest preview, at most one new one per `EASEL_PREVIEW_INTERVAL_MS`. Null otherwise. Progress events carry it too.',
+      }),
+    ),
     attempt: Type.Integer(),
     max_attempts: Type.Integer(),
     queue_position: Nullable(Type.Integer({ description: 'Tasks ahead of this one; only on a single queued task.' })),
