@@ -17,6 +17,8 @@ import { AttemptAborted } from '../providers/abort.js';
 import { runAttempt } from './run-attempt.js';
 import { settleBatch } from '../billing/external-charges.js';
 import type { LicenseApi } from '../billing/license-api.js';
+import type { RetentionConfig } from '../config/retention.js';
+import { collectGarbage, gcSkipped } from '../retention/gc.js';
 
 /** Charges one maintenance pass sends to the licence API, at once (each bounded by the timeout). */
 const EXTERNAL_CHARGES_PER_PASS = 20;
@@ -34,6 +36,8 @@ export interface WorkerDeps {
   secrets: SecretBox | undefined;
   /** LICENSE_API_ENDPOINT: successes record external charges; the maintenance pass sends them. */
   licenseApi?: { api: LicenseApi; timeoutMs: number };
+  /** Retention settings: with a gc interval, this worker runs gc when no other one is (docs/retention.md). */
+  retention?: RetentionConfig;
 }
 
 interface RunningAttempt {
@@ -96,6 +100,8 @@ export class Worker {
     // there is no socket left to do it, and the worker must outlast the outage.
     this.heartbeatLoop = this.every(heartbeatMs, () => this.beat(), { holdsProcess: true });
     this.claimLoops = [this.every(rescueIntervalMs, () => this.rescue()), this.every(pollIntervalMs, this.onPollTick)];
+    const gcIntervalMs = this.deps.retention?.gcIntervalMs ?? 0;
+    if (gcIntervalMs > 0) this.claimLoops.push(this.every(gcIntervalMs, () => this.collectGarbage()));
     this.log.info({ concurrency: this.deps.config.concurrency, providers: this.deps.registry.ids() }, 'worker started');
     this.onPollTick();
   }
@@ -300,6 +306,27 @@ export class Worker {
       this.log.warn({ err: error }, 'rescue pass failed');
     }
     await this.settleExternalCharges();
+  }
+
+  /**
+   * Retention and orphan sweep. Every worker ticks, but the advisory lock lets one run at a time;
+   * the others skip. Slow (it lists storage), so it has a loop of its own and never delays a
+   * rescue.
+   */
+  private async collectGarbage(): Promise<void> {
+    const retention = this.deps.retention!;
+    const log = this.log.child({ component: 'gc' });
+    try {
+      const outcome = await collectGarbage(this.deps.pool, this.deps.storage, {
+        retention,
+        onStorageError: (key, error) => log.warn({ err: error, key }, 'gc could not delete an object; it stays queued'),
+      });
+      if (gcSkipped(outcome)) return log.debug(outcome.skipped);
+      const { sample: _sample, ...counts } = outcome;
+      log.info(counts, 'gc pass done');
+    } catch (error) {
+      log.warn({ err: error }, 'gc pass failed; the next one finishes what it queued');
+    }
   }
 
   /**
