@@ -33,10 +33,10 @@ export async function deleteOldTasks(run: GcRun, days: number): Promise<void> {
   if (run.dryRun) {
     run.report.tasks_deleted = await count(run, DELETABLE, days);
     run.report.tasks_kept_for_billing = await count(run, TRIMMABLE, days);
-    const { rows } = await run.pool.query<{ id: string }>(
-      `SELECT t.id ${DELETABLE} ORDER BY t.finished_at LIMIT $2`,
-      [days, SAMPLE],
-    );
+    const { rows } = await run.pool.query<{ id: string }>(`SELECT t.id ${DELETABLE} ORDER BY t.finished_at LIMIT $2`, [
+      days,
+      SAMPLE,
+    ]);
     addSample(
       run.report.sample.tasks,
       rows.map((row) => row.id),

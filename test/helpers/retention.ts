@@ -61,7 +61,14 @@ export async function seedTask(
   const id = uuidv7();
   const status = options.status ?? 'succeeded';
   const input = options.inputKey
-    ? JSON.stringify({ storage_key: options.inputKey, content_type: 'image/png', bytes: 4, width: 1, height: 1, sha256: 'x' })
+    ? JSON.stringify({
+        storage_key: options.inputKey,
+        content_type: 'image/png',
+        bytes: 4,
+        width: 1,
+        height: 1,
+        sha256: 'x',
+      })
     : null;
   await pool.query(
     `INSERT INTO tasks (id, user_id, kind, provider, model, params, priority, vtime, status, max_attempts,
@@ -82,10 +89,10 @@ export async function seedTask(
     );
     imageKeys.push(key);
   }
-  await pool.query(
-    `INSERT INTO task_events (task_id, user_id, type, data) VALUES ($1, $2, 'task:succeeded', '{}')`,
-    [id, options.userId ?? LOCAL_USER_ID],
-  );
+  await pool.query(`INSERT INTO task_events (task_id, user_id, type, data) VALUES ($1, $2, 'task:succeeded', '{}')`, [
+    id,
+    options.userId ?? LOCAL_USER_ID,
+  ]);
   return { id, imageKeys, inputKey: options.inputKey };
 }
 

@@ -184,7 +184,11 @@ describe('task retention', () => {
   }
 
   it('deletes old finished tasks with events, images, objects and inputs, but keeps billed ones and their money', async () => {
-    const plain = await seedTask(pool, local.storage, { daysAgo: 400, status: 'failed', inputKey: 'inputs/aa/own.png' });
+    const plain = await seedTask(pool, local.storage, {
+      daysAgo: 400,
+      status: 'failed',
+      inputKey: 'inputs/aa/own.png',
+    });
     await local.storage.put('inputs/aa/own.png', Buffer.from('in'), 'image/png');
     const shared = await seedUpload(pool, local.storage, 1);
     const fromUpload = await seedTask(pool, local.storage, { daysAgo: 400, inputKey: shared.key });
@@ -211,7 +215,8 @@ describe('task retention', () => {
     expect(keys).not.toContain('inputs/aa/own.png');
     // The upload still holds its object.
     expect(keys).toContain(shared.key);
-    for (const key of [...plain.imageKeys, ...fromUpload.imageKeys, ...billed.imageKeys]) expect(keys).not.toContain(key);
+    for (const key of [...plain.imageKeys, ...fromUpload.imageKeys, ...billed.imageKeys])
+      expect(keys).not.toContain(key);
     await expectStorageConsistent(pool, local);
   });
 });
