@@ -83,7 +83,7 @@ async function lockBatch(client: PoolClient, from: string, days: number, limit: 
 /** Delete the rows; returns the keys of the objects they recorded, for the outbox. */
 async function deleteTasks(client: PoolClient, ids: string[]): Promise<string[]> {
   // An expired image's objects are already gone (or queued): only live ones are queued here.
-  const { rows: images } = await client.query<{ storage_key: string }>(
+  const { rows: images } = await client.query<{ storage_key: string; expired_at: Date | null }>(
     `DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key, expired_at`,
     [ids],
   );
@@ -98,9 +98,7 @@ async function deleteTasks(client: PoolClient, ids: string[]): Promise<string[]>
   await client.query('DELETE FROM task_events WHERE task_id = ANY($1::uuid[])', [ids]);
   await client.query('DELETE FROM tasks WHERE id = ANY($1::uuid[])', [ids]);
   return [
-    ...(images as Array<{ storage_key: string; expired_at: Date | null }>)
-      .filter((image) => image.expired_at === null)
-      .flatMap((image) => imageObjectKeys(image.storage_key)),
+    ...images.filter((image) => image.expired_at === null).flatMap((image) => imageObjectKeys(image.storage_key)),
     ...inputs.map((row) => row.key),
   ];
 }
