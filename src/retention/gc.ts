@@ -15,6 +15,8 @@ export interface GcOptions {
   dryRun?: boolean;
   batchSize?: number;
   onStorageError?: (key: string, error: unknown) => void;
+  /** Aborting stops the pass between batches, throwing the signal's reason; the next pass resumes. */
+  signal?: AbortSignal;
 }
 
 /** Another gc (a worker's or a CLI's) holds the lock: this one did nothing. */
@@ -52,6 +54,7 @@ export async function collectGarbage(pool: Pool, storage: Storage, options: GcOp
       dryRun,
       onStorageError: options.onStorageError ?? (() => {}),
       report: emptyReport(dryRun),
+      signal: options.signal,
     };
     const { imageRetentionDays, taskRetentionDays, orphanGraceHours } = options.retention;
     await finishQueuedDeletions(run);
@@ -72,6 +75,7 @@ export async function collectGarbage(pool: Pool, storage: Storage, options: GcOp
 async function finishQueuedDeletions(run: GcRun): Promise<void> {
   let after = '';
   for (;;) {
+    run.signal?.throwIfAborted();
     const keys = await queuedKeys(run.pool, after, run.batchSize);
     run.report.leftover_deletions += keys.length;
     if (!run.dryRun && keys.length > 0) await deleteQueuedCounting(run, keys);

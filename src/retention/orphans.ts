@@ -17,6 +17,7 @@ export async function sweepOrphans(run: GcRun, graceHours: number): Promise<void
   for (const prefix of MANAGED_PREFIXES) {
     let batch: StoredObject[] = [];
     for await (const object of run.storage.list(prefix)) {
+      run.signal?.throwIfAborted();
       if (object.modifiedAt.getTime() >= cutoff) continue;
       batch.push(object);
       if (batch.length >= run.batchSize) {

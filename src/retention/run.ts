@@ -13,6 +13,8 @@ export interface GcRun {
   /** A delete storage refused; the key stays queued for the next run. */
   onStorageError: (key: string, error: unknown) => void;
   report: GcReport;
+  /** Stops the pass between batches (a worker shutting down): any point is a safe one. */
+  signal?: AbortSignal;
 }
 
 /** What a pass did (or, dry, would do). Lists are capped at SAMPLE entries; counts are whole. */
@@ -68,6 +70,7 @@ export function addSample(list: string[], values: readonly string[]): void {
  * run finds the keys queued.
  */
 export async function markThenDelete(run: GcRun, mark: (client: PoolClient) => Promise<string[]>): Promise<void> {
+  run.signal?.throwIfAborted();
   const client = await run.pool.connect();
   let keys: string[];
   let broken = false;

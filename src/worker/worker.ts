@@ -77,6 +77,8 @@ export class Worker {
   private lastHeartbeatOk = Date.now();
   /** Aborted when outcomes still waiting for the database are no longer worth waiting for. */
   private readonly abandon = new AbortController();
+  /** Stops a gc pass in flight at its next batch, so a long pass never holds up a shutdown. */
+  private readonly stopGc = new AbortController();
   private heartbeatLoop: Loop | undefined;
   private claimLoops: Loop[] = [];
   private readonly log: Logger;
@@ -115,6 +117,7 @@ export class Worker {
     if (this.stopping) return;
     this.stopping = true;
     this.deps.listener.off('reconnected', this.onPollTick);
+    this.stopGc.abort();
     await Promise.all(this.claimLoops.map((loop) => loop.stop()));
     const all = () => Promise.allSettled([...this.running.values()].map((attempt) => attempt.done));
     if (this.running.size > 0) {
@@ -319,12 +322,14 @@ export class Worker {
     try {
       const outcome = await collectGarbage(this.deps.pool, this.deps.storage, {
         retention,
+        signal: this.stopGc.signal,
         onStorageError: (key, error) => log.warn({ err: error, key }, 'gc could not delete an object; it stays queued'),
       });
       if (gcSkipped(outcome)) return log.debug(outcome.skipped);
       const { sample: _sample, ...counts } = outcome;
       log.info(counts, 'gc pass done');
     } catch (error) {
+      if (this.stopGc.signal.aborted) return log.info('gc pass stopped for shutdown; the next one resumes');
       log.warn({ err: error }, 'gc pass failed; the next one finishes what it queued');
     }
   }

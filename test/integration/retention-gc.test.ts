@@ -270,3 +270,27 @@ describe('interrupted gc', () => {
     await expectStorageConsistent(pool, local);
   });
 });
+
+describe('stopped gc', () => {
+  it('an abort (a worker shutting down) stops the pass at the next batch; the next pass finishes', async () => {
+    for (let i = 0; i < 3; i++) await seedTask(pool, local.storage, { daysAgo: 40, images: 2 });
+    const controller = new AbortController();
+    const stopping: Storage = {
+      ...local.storage,
+      delete(key) {
+        controller.abort(new Error('shutting down'));
+        return local.storage.delete(key);
+      },
+    };
+    await expect(
+      collectGarbage(pool, stopping, { retention: retentionOf(30, 0), batchSize: 2, signal: controller.signal }),
+    ).rejects.toThrow('shutting down');
+    // One batch of 2 images was marked and its objects deleted; the rest were not touched.
+    const { rows } = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM task_images WHERE expired_at IS NOT NULL',
+    );
+    expect(rows[0]!.n).toBe(2);
+    expect((await gc({ imageDays: 30 })).images_expired).toBe(4);
+    await expectStorageConsistent(pool, local);
+  });
+});
