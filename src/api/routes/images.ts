@@ -59,7 +59,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
 export function imageExpired(expiredAt: Date): ApiError {
   return new ApiError(
     'IMAGE_EXPIRED',
-    `this image expired on ${expiredAt.toISOString()} under the image retention (EASEL_IMAGE_RETENTION_DAYS) and its bytes were deleted; the task keeps its size, seed and sha256`,
+    `this image expired on ${expiredAt.toISOString()} under the retention settings (EASEL_IMAGE_RETENTION_DAYS, or EASEL_TASK_RETENTION_DAYS for a task kept for its billing records) and its bytes were deleted; the task keeps its size, seed and sha256`,
     { expired_at: expiredAt.toISOString() },
   );
 }
