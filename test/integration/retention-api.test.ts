@@ -78,6 +78,19 @@ describe('easel storage gc and expired images through the API', () => {
     // Two runs of the real CLI, each a cold tsx start on a busy machine.
   }, 120_000);
 
+  it('says so and exits 1 while another gc holds the lock', async () => {
+    const holder = await pool.connect();
+    try {
+      await holder.query(`SELECT pg_advisory_lock(hashtextextended('easel:storage-gc', 0))`);
+      const result = await runCli(['storage', 'gc'], { env: gcEnv() });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/another gc is running/);
+    } finally {
+      await holder.query(`SELECT pg_advisory_unlock_all()`);
+      holder.release();
+    }
+  }, 60_000);
+
   it('workers run gc on their own when EASEL_GC_INTERVAL_MS is set', async () => {
     const old = await finishedTask(40);
     const worker = await startTestEasel(url, {
