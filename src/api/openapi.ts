@@ -280,6 +280,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
     problems: {
       400: BAD_REQUEST,
       404: `The task has no image at that index (${codes('IMAGE_NOT_FOUND')}).`,
+      410: `The image passed its retention and its bytes were deleted; the task still lists it with \`expired_at\` (${codes('IMAGE_EXPIRED')}).`,
     },
     responses: {
       200: {

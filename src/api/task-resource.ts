@@ -15,8 +15,15 @@ export const previewUrl = (baseUrl: string, taskId: string, version: number): st
 export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
   `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
 
-type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at'>;
+/** An event's images were stored moments before: no `expired_at` yet (and a string once in JSON). */
+type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at' | 'expired_at'> & {
+  expired_at?: Date | string | null;
+};
 
+/**
+ * An expired image keeps its url: a client that stored it gets a clear 410 IMAGE_EXPIRED there
+ * rather than a link that vanished from the task.
+ */
 const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => ({
   index: image.index,
   url: imageUrl(baseUrl, taskId, image.index),
@@ -26,6 +33,7 @@ const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => (
   height: image.height,
   seed: image.seed,
   sha256: image.sha256,
+  expired_at: image.expired_at ? new Date(image.expired_at).toISOString() : null,
 });
 
 /** Seconds to the millisecond: finer digits are measurement noise, not information. */

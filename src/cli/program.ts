@@ -14,6 +14,7 @@ import { addAdminCommands } from './admin-program.js';
 import { generate } from './commands/generate.js';
 import { addCredits, showBalance } from './commands/credits.js';
 import { addBillingCommands } from './commands/billing.js';
+import { addStorageCommands } from './commands/storage.js';
 import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/keys.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
@@ -278,6 +279,7 @@ export function buildProgram(errorContext: ErrorContext): Command {
 
   addUserCommands(program);
   addBillingCommands(program);
+  addStorageCommands(program);
   return program;
 }
 

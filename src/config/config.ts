@@ -8,6 +8,7 @@ import { checkAddress } from '../net/address-policy.js';
 import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
+import { readRetention, type RetentionConfig } from './retention.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 import { readPreviewConfig, type PreviewLimits } from './previews.js';
 
@@ -76,6 +77,8 @@ export interface Config {
   limits: LimitsConfig;
   /** LICENSE_API_*: the external licence API checked before and charged after; undefined = off. */
   licenseApi: LicenseApiConfig | undefined;
+  /** EASEL_IMAGE_RETENTION_DAYS, EASEL_TASK_RETENTION_DAYS, gc cadence and orphan grace (docs/retention.md). */
+  retention: RetentionConfig;
 }
 
 export interface LimitsConfig {
@@ -207,6 +210,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     minBalanceMicro: readMinBalanceMicro(env),
     licenseApi: readLicenseApi(env),
+    retention: readRetention(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

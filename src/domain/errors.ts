@@ -17,6 +17,7 @@ export const ErrorCodes = {
   TASK_NOT_FOUND: { status: 404, title: 'No such task' },
   IMAGE_NOT_FOUND: { status: 404, title: 'No such image' },
   PREVIEW_NOT_FOUND: { status: 404, title: 'The task has no preview now' },
+  IMAGE_EXPIRED: { status: 410, title: 'The image has expired and its bytes were deleted' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   TASK_NOT_CANCELABLE: { status: 409, title: 'The task has already finished' },

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
@@ -17,7 +16,7 @@ import { createUserUrlFetcher } from '../net/user-url.js';
 import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import { createLocalStorage } from '../storage/local.js';
+import { openStorage } from '../storage/open-storage.js';
 import type { Storage } from '../storage/storage.js';
 import { TaskService } from '../tasks/service.js';
 import { Worker } from '../worker/worker.js';
@@ -76,7 +75,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const registry =
       options.registry ??
       createProviderRegistry(config.providers, { tokens: createCredentialTokenStore(db.pool, secretBox) });
-    const storage = options.storage ?? createLocalStorage(path.join(config.dataDir, 'images'));
+    const storage = options.storage ?? openStorage(config);
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();
     cleanups.push(() => listener.close());
@@ -97,6 +96,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         log,
         secrets: secretBox,
         licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
+        retention: config.retention,
       });
       await worker.start();
       cleanups.push(() => worker.stop());

@@ -101,7 +101,7 @@ export async function recordedImageKeys(db: Queryable, taskId: string, keys: str
 }
 
 /** An image already in storage, about to be recorded with its task. */
-export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at'>;
+export type StoredImage = Omit<TaskImageRow, 'task_id' | 'created_at' | 'expired_at'>;
 
 /**
  * Succeed, record the images and settle the task's credit hold (capture the cost at the price

@@ -1,6 +1,8 @@
 import type { Hints } from '../db/notifier.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Storage } from '../storage/storage.js';
+import { deleteQueued, queueDeletions } from '../retention/deletions.js';
+import { thumbnailKey } from '../retention/keys.js';
 import { anyTasksStatement, type AnyTaskFilter } from './queries.js';
 import { requeueAnyOwnersTask } from './requeue.js';
 import type { TaskRow } from './rows.js';
@@ -123,8 +125,9 @@ export interface PurgeOutcome extends DeadLetterOutcome {
 
 /**
  * Delete dead letters: their rows, their result images' rows, then the stored bytes. Bytes go
- * after the commit: a failure there leaves an unreferenced file (reported, harmless), never a
- * row pointing at a missing file.
+ * after the commit, never leaving a row pointing at a missing file; their keys (with the images'
+ * thumbnails) are queued for deletion in that commit (storage_deletions, docs/retention.md), so a
+ * delete that fails or a process that dies here leaves them for the next `easel storage gc`.
  *
  * An img2img input is deleted only when no upload of the owner has the same key: an input taken
  * from an upload shares the upload's file, which the upload (and other tasks) still use.
@@ -141,14 +144,12 @@ export async function purgeDeadLetters(
   let imagesDeleted = 0;
   // Each batch's files go as soon as its rows are committed, so a later failure strands none.
   const deleteFiles = async (keys: string[]) => {
-    for (const key of keys) {
-      try {
-        await storage.delete(key);
-        imagesDeleted += 1;
-      } catch (error) {
-        onStorageError(key, error);
-      }
-    }
+    const outcome = await deleteQueued(pool, storage, keys, onStorageError);
+    imagesDeleted += outcome.deleted;
+    // Result images' thumbnails (result keys are under tasks/) go too, uncounted and unreported:
+    // one that fails stays queued for gc, and most images may have none.
+    const thumbnails = keys.filter((key) => key.startsWith('tasks/')).map(thumbnailKey);
+    await deleteQueued(pool, storage, thumbnails, () => {});
   };
   const outcome = await inBatches(
     pool,
@@ -167,7 +168,13 @@ export async function purgeDeadLetters(
         [ids],
       );
       await client.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'failed'`, [ids]);
-      return [...images.map((row) => row.storage_key), ...inputs.map((row) => row.storage_key)];
+      const imageKeys = images.map((row) => row.storage_key);
+      await queueDeletions(client, [
+        ...imageKeys,
+        ...imageKeys.map(thumbnailKey),
+        ...inputs.map((row) => row.storage_key),
+      ]);
+      return [...imageKeys, ...inputs.map((row) => row.storage_key)];
     },
     deleteFiles,
   );

@@ -55,6 +55,8 @@ export interface TaskImageRow {
   seed: number;
   sha256: string;
   created_at: Date;
+  /** Set by gc when the image passed its retention: its bytes are deleted, its URL answers 410. */
+  expired_at: Date | null;
 }
 
 /** The lease a worker holds on one attempt; every write of that attempt presents it. */

@@ -17,6 +17,8 @@ import { AttemptAborted } from '../providers/abort.js';
 import { runAttempt } from './run-attempt.js';
 import { settleBatch } from '../billing/external-charges.js';
 import type { LicenseApi } from '../billing/license-api.js';
+import type { RetentionConfig } from '../config/retention.js';
+import { collectGarbage, gcSkipped } from '../retention/gc.js';
 
 /** Charges one maintenance pass sends to the licence API, at once (each bounded by the timeout). */
 const EXTERNAL_CHARGES_PER_PASS = 20;
@@ -34,6 +36,8 @@ export interface WorkerDeps {
   secrets: SecretBox | undefined;
   /** LICENSE_API_ENDPOINT: successes record external charges; the maintenance pass sends them. */
   licenseApi?: { api: LicenseApi; timeoutMs: number };
+  /** Retention settings: with a gc interval, this worker runs gc when no other one is (docs/retention.md). */
+  retention?: RetentionConfig;
 }
 
 interface RunningAttempt {
@@ -73,6 +77,8 @@ export class Worker {
   private lastHeartbeatOk = Date.now();
   /** Aborted when outcomes still waiting for the database are no longer worth waiting for. */
   private readonly abandon = new AbortController();
+  /** Stops a gc pass in flight at its next batch, so a long pass never holds up a shutdown. */
+  private readonly stopGc = new AbortController();
   private heartbeatLoop: Loop | undefined;
   private claimLoops: Loop[] = [];
   private readonly log: Logger;
@@ -96,6 +102,8 @@ export class Worker {
     // there is no socket left to do it, and the worker must outlast the outage.
     this.heartbeatLoop = this.every(heartbeatMs, () => this.beat(), { holdsProcess: true });
     this.claimLoops = [this.every(rescueIntervalMs, () => this.rescue()), this.every(pollIntervalMs, this.onPollTick)];
+    const gcIntervalMs = this.deps.retention?.gcIntervalMs ?? 0;
+    if (gcIntervalMs > 0) this.claimLoops.push(this.every(gcIntervalMs, () => this.collectGarbage()));
     this.log.info({ concurrency: this.deps.config.concurrency, providers: this.deps.registry.ids() }, 'worker started');
     this.onPollTick();
   }
@@ -109,6 +117,7 @@ export class Worker {
     if (this.stopping) return;
     this.stopping = true;
     this.deps.listener.off('reconnected', this.onPollTick);
+    this.stopGc.abort();
     await Promise.all(this.claimLoops.map((loop) => loop.stop()));
     const all = () => Promise.allSettled([...this.running.values()].map((attempt) => attempt.done));
     if (this.running.size > 0) {
@@ -301,6 +310,29 @@ export class Worker {
       this.log.warn({ err: error }, 'rescue pass failed');
     }
     await this.settleExternalCharges();
+  }
+
+  /**
+   * Retention and orphan sweep. Every worker ticks, but the advisory lock lets one run at a time;
+   * the others skip. Slow (it lists storage), so it has a loop of its own and never delays a
+   * rescue.
+   */
+  private async collectGarbage(): Promise<void> {
+    const retention = this.deps.retention!;
+    const log = this.log.child({ component: 'gc' });
+    try {
+      const outcome = await collectGarbage(this.deps.pool, this.deps.storage, {
+        retention,
+        signal: this.stopGc.signal,
+        onStorageError: (key, error) => log.warn({ err: error, key }, 'gc could not delete an object; it stays queued'),
+      });
+      if (gcSkipped(outcome)) return log.debug(outcome.skipped);
+      const { sample: _sample, ...counts } = outcome;
+      log.info(counts, 'gc pass done');
+    } catch (error) {
+      if (this.stopGc.signal.aborted) return log.info('gc pass stopped for shutdown; the next one resumes');
+      log.warn({ err: error }, 'gc pass failed; the next one finishes what it queued');
+    }
   }
 
   /**

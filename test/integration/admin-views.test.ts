@@ -420,6 +420,12 @@ describe('dead letters', () => {
     expect(reported).toEqual([key]);
     expect(await statusOf(id)).toBeUndefined();
     expect(stored(key)).toBe(true);
+    // Left queued for `easel storage gc` (docs/retention.md), with its thumbnail's key.
+    const { rows } = await easel.pool.query<{ key: string }>(
+      'SELECT key FROM storage_deletions WHERE key = ANY($1::text[]) ORDER BY key',
+      [[key, `${key}.thumb.webp`]],
+    );
+    expect(rows.map((row) => row.key)).toEqual([key, `${key}.thumb.webp`]);
   });
 
   it('two admins retrying at once requeue each task exactly once', async () => {

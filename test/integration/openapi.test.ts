@@ -62,7 +62,7 @@ describe('/openapi.json', () => {
     expect(events.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'Last-Event-ID' }));
   });
 
-  it('declares the image route with its bytes, 304 and 404, ETag and Cache-Control', () => {
+  it('declares the image route with its bytes, 304, 404 and 410, ETag and Cache-Control', () => {
     const image = operation('get', '/v1/tasks/{id}/images/{index}');
     expect(Object.keys(image.responses['200']!.content!)).toEqual(['image/png', 'image/jpeg', 'image/webp']);
     expect(statuses('get', '/v1/tasks/{id}/images/{index}')).toEqual([
@@ -71,6 +71,7 @@ describe('/openapi.json', () => {
       '400',
       '401',
       '404',
+      '410',
       '421',
       '429',
       '503',

@@ -30,6 +30,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
     async (request, reply) => {
       const image = await findImage(pool, taskOwnerFor(request), request.params.id, Number(request.params.index));
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
+      if (image.expired_at) throw imageExpired(image.expired_at);
       return sendStoredImage(request, reply, storage, image, 'image');
     },
   );
@@ -83,6 +84,15 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
     },
   );
 };
+
+/** The 410 of an image retention expired (docs/retention.md); the thumbnail route answers it too. */
+export function imageExpired(expiredAt: Date): ApiError {
+  return new ApiError(
+    'IMAGE_EXPIRED',
+    `this image expired on ${expiredAt.toISOString()} under the retention settings (EASEL_IMAGE_RETENTION_DAYS, or EASEL_TASK_RETENTION_DAYS for a task kept for its billing records) and its bytes were deleted; the task keeps its size, seed and sha256`,
+    { expired_at: expiredAt.toISOString() },
+  );
+}
 
 /**
  * Serve an image recorded with its sha256: the bytes behind its URL never change, so the ETag is

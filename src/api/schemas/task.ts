@@ -112,6 +112,13 @@ export const ImageSchema = Type.Object({
   height: Type.Integer(),
   seed: Type.Integer(),
   sha256: Type.String(),
+  expired_at: Nullable(
+    Type.String({
+      format: 'date-time',
+      description:
+        'When retention expired the image (docs/retention.md): its bytes are deleted and its url answers 410 IMAGE_EXPIRED. Null while it is kept.',
+    }),
+  ),
 });
 
 export const InputImageSchema = Type.Object({
