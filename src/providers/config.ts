@@ -3,6 +3,7 @@ import { readReplicateConfig, type ReplicateConfig } from './replicate/config.js
 import { readHuggingFaceConfig, type HuggingFaceConfig } from './huggingface/config.js';
 import { readHfSpaceConfig, type HfSpaceConfig } from './hf-space/config.js';
 import { readOpenAIConfig, type OpenAIConfig } from './openai/config.js';
+import { readComfyUIConfig, type ComfyUIConfig } from './comfyui/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -13,6 +14,7 @@ export interface ProvidersConfig {
   huggingface: HuggingFaceConfig;
   hfSpace: HfSpaceConfig;
   openai: OpenAIConfig;
+  comfyui: ComfyUIConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -21,5 +23,6 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     huggingface: readHuggingFaceConfig(env),
     hfSpace: readHfSpaceConfig(env),
     openai: readOpenAIConfig(env),
+    comfyui: readComfyUIConfig(env),
   };
 }

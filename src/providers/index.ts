@@ -5,6 +5,7 @@ import { createReplicateProvider } from './replicate/index.js';
 import { createSketchProvider } from './sketch/index.js';
 import { createHuggingFaceProvider } from './huggingface/index.js';
 import { createHfSpaceProvider } from './hf-space/index.js';
+import { createComfyUIProvider } from './comfyui/index.js';
 
 /** Every provider this build knows, configured; hosted ones need credentials in the pool to run. */
 export function createProviderRegistry(config: ProvidersConfig = readProvidersConfig({})): ProviderRegistry {
@@ -14,5 +15,6 @@ export function createProviderRegistry(config: ProvidersConfig = readProvidersCo
     createHuggingFaceProvider(config.huggingface),
     createHfSpaceProvider(config.hfSpace),
     createOpenAIProvider(config.openai),
+    createComfyUIProvider(config.comfyui),
   ]);
 }

@@ -1,0 +1,197 @@
+import { RetryableError } from '../errors.js';
+import type { Backend } from '../self-hosted/backend.js';
+import type { PreviewImage, RunContext } from '../types.js';
+import { readHistory, readQueue, type HistoryEntry } from './api.js';
+import type { ComfyUIConfig } from './config.js';
+import { errorForExecution, executionErrorOf } from './failure.js';
+import { socketFor, type BackendSocket } from './socket.js';
+
+/** While the websocket is up, /history is still read this often in case a message was missed. */
+const SAFETY_POLL_FACTOR = 10;
+
+/**
+ * A subscription to one prompt's websocket messages, opened before the prompt is queued so
+ * that its first messages are not missed. Messages wait in `inbox` until `followPrompt`
+ * reads them.
+ */
+export class PromptWatch {
+  readonly inbox: Array<{ type: string; data: Record<string, unknown> } | { type: 'preview'; preview: PreviewImage }> =
+    [];
+  private socket: BackendSocket | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly config: ComfyUIConfig,
+  ) {}
+
+  get connected(): boolean {
+    return this.socket?.isOpen ?? false;
+  }
+
+  /** Subscribe (again, after a drop) under `promptId`; resolves once the socket is open or has failed. */
+  async watch(promptId: string): Promise<void> {
+    this.unsubscribe?.();
+    const socket = socketFor(this.backend, this.config.connectTimeoutMs);
+    this.socket = socket;
+    this.unsubscribe = socket.subscribe(promptId, {
+      message: (type, data) => this.push({ type, data }),
+      preview: (preview) => this.push({ type: 'preview', preview }),
+      dropped: () => this.notify(),
+    });
+    await socket.opened;
+  }
+
+  /** Resolves on the next message, a drop, or after `ms`. */
+  async next(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.inbox.length > 0 || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.wake = done;
+    });
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+  }
+
+  private push(item: PromptWatch['inbox'][number]): void {
+    this.inbox.push(item);
+    this.notify();
+  }
+
+  private notify(): void {
+    this.wake?.();
+  }
+}
+
+/**
+ * Wait for the prompt to finish and return its history entry. Websocket messages drive
+ * progress (`queued` with the position, `generating` with the sampler's step, previews); the
+ * outcome is always read from `/history`, which is also polled (often while the websocket is
+ * down, rarely while it is up) so that a dropped socket or a missed message costs only time.
+ * A prompt found neither in the history nor in the queue is gone (deleted by someone, or the
+ * server restarted): retryable.
+ */
+export async function followPrompt(
+  ctx: RunContext,
+  backend: Backend,
+  config: ComfyUIConfig,
+  promptId: string,
+  watch: PromptWatch,
+): Promise<HistoryEntry> {
+  let started = false;
+  let pct = 0;
+  let position: number | undefined;
+  let lastPoll = Date.now();
+
+  const settle = async (): Promise<HistoryEntry | undefined> => {
+    lastPoll = Date.now();
+    const entry = await readHistory(ctx, backend, promptId);
+    if (entry) return finished(promptId, entry);
+    const queue = await readQueue(ctx, backend);
+    if (queue.running.includes(promptId)) {
+      if (!started) {
+        started = true;
+        ctx.progress('generating', pct);
+      }
+      return undefined;
+    }
+    const index = queue.pending.indexOf(promptId);
+    if (index >= 0) {
+      const now = index + 1 + queue.running.length;
+      if (now !== position) {
+        position = now;
+        ctx.log.debug({ prompt: promptId, position }, 'prompt waiting in the ComfyUI queue');
+        ctx.progress('queued', 0);
+      }
+      return undefined;
+    }
+    // It may have finished between the two reads.
+    const late = await readHistory(ctx, backend, promptId);
+    if (late) return finished(promptId, late);
+    throw new RetryableError(
+      'PROVIDER_UNAVAILABLE',
+      `comfyui: prompt ${promptId} is neither queued nor in the history of ${backend.baseUrl} (deleted there, or the server restarted)`,
+    );
+  };
+
+  let outcome = await settle();
+  while (!outcome) {
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    const interval = watch.connected ? config.pollIntervalMs * SAFETY_POLL_FACTOR : config.pollIntervalMs;
+    await watch.next(Math.max(0, lastPoll + interval - Date.now()), ctx.signal);
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+
+    let done = false;
+    for (const item of watch.inbox.splice(0)) {
+      if (item.type === 'preview') {
+        if ('preview' in item) ctx.progress('generating', pct, item.preview);
+        continue;
+      }
+      const data = (item as { data: Record<string, unknown> }).data;
+      switch (item.type) {
+        case 'execution_start':
+          started = true;
+          ctx.progress('generating', 0);
+          break;
+        case 'progress': {
+          const value = Number(data.value);
+          const max = Number(data.max);
+          if (Number.isFinite(value) && Number.isFinite(max) && max > 0) {
+            started = true;
+            pct = Math.min(100, Math.max(0, Math.round((value / max) * 100)));
+            ctx.progress('generating', pct);
+          }
+          break;
+        }
+        case 'executing':
+          if (data.node === null) done = true;
+          break;
+        case 'execution_success':
+          done = true;
+          break;
+        case 'execution_error':
+          throw errorForExecution(promptId, data);
+        case 'execution_interrupted':
+          if (ctx.signal.aborted) throw ctx.signal.reason;
+          // Someone else interrupted it (the ComfyUI page, a global /interrupt): not this task's fault.
+          throw new RetryableError(
+            'PROVIDER_UNAVAILABLE',
+            `comfyui: prompt ${promptId} was interrupted on ${backend.baseUrl} by someone else`,
+          );
+        default:
+          break;
+      }
+    }
+
+    const reconnect = !watch.connected;
+    if (done || reconnect || Date.now() - lastPoll >= interval) outcome = await settle();
+    // A dropped socket is reopened at the polling pace; ComfyUI resends the running prompt's
+    // `executing` message to a client that reconnects.
+    if (!outcome && reconnect) await watch.watch(promptId);
+  }
+  return outcome;
+}
+
+function finished(promptId: string, entry: HistoryEntry): HistoryEntry {
+  if (entry.status?.status_str === 'error') {
+    const error = executionErrorOf(entry.status.messages);
+    if (error) throw errorForExecution(promptId, error);
+    const interrupted = entry.status.messages?.some(([type]) => type === 'execution_interrupted');
+    throw new RetryableError(
+      'PROVIDER_UNAVAILABLE',
+      `comfyui: prompt ${promptId} ${interrupted ? 'was interrupted' : 'failed without an error message'}`,
+    );
+  }
+  return entry;
+}
