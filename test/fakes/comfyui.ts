@@ -68,6 +68,7 @@ export interface ComfyUIFake {
   slowMs: number;
   /** Basic auth `user:pass` the server requires, when set. */
   auth: string | undefined;
+  /** The next matching requests fail with `status`; a string `body` is sent as is (malformed JSON). */
   failNext(status: number, options?: { path?: RegExp; times?: number; body?: unknown }): void;
   /** Closes every websocket connection, as a network blip or a server restart would. */
   dropSockets(): void;
@@ -327,6 +328,11 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     const failure = failures.find((f) => f.path.test(url.pathname));
     if (failure) {
       if (--failure.times <= 0) failures.splice(failures.indexOf(failure), 1);
+      if (typeof failure.body === 'string') {
+        // A malformed answer: the text as it is, under a JSON content type.
+        response.writeHead(failure.status, { 'content-type': 'application/json' });
+        return response.end(failure.body);
+      }
       return json(response, failure.status, failure.body ?? { error: 'fake failure' });
     }
     const route = `${request.method} ${url.pathname.replace(/^\/api(?=\/)/, '')}`;

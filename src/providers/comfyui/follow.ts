@@ -1,4 +1,4 @@
-import { RetryableError } from '../errors.js';
+import { ProviderError, RetryableError } from '../errors.js';
 import type { Backend } from '../self-hosted/backend.js';
 import type { PreviewImage, RunContext } from '../types.js';
 import { readHistory, readQueue, type HistoryEntry } from './api.js';
@@ -8,6 +8,8 @@ import { socketFor, type BackendSocket } from './socket.js';
 
 /** While the websocket is up, /history is still read this often in case a message was missed. */
 const SAFETY_POLL_FACTOR = 10;
+/** Reads of /history and /queue that may fail in a row (a restarting proxy, a 502) before the attempt gives up. */
+const MAX_FAILED_READS = 5;
 
 /**
  * A subscription to one prompt's websocket messages, opened before the prompt is queued so
@@ -93,11 +95,30 @@ export async function followPrompt(
   let pct = 0;
   let position: number | undefined;
   let lastPoll = Date.now();
+  let failedReads = 0;
 
   const settle = async (): Promise<HistoryEntry | undefined> => {
+    try {
+      const outcome = await read();
+      failedReads = 0;
+      return outcome;
+    } catch (error) {
+      // A lost prompt is retryable too: seen lost several reads in a row, it is lost for sure.
+      const transient =
+        error instanceof ProviderError && (error.errorClass === 'retryable' || error.errorClass === 'rate_limited');
+      if (!transient || ctx.signal.aborted || ++failedReads >= MAX_FAILED_READS) throw error;
+      ctx.log.warn(
+        { err: error, prompt: promptId, failedReads },
+        'reading the ComfyUI prompt state failed; trying again',
+      );
+      return undefined;
+    }
+  };
+
+  const read = async (): Promise<HistoryEntry | undefined> => {
     lastPoll = Date.now();
     const entry = await readHistory(ctx, backend, promptId);
-    if (entry) return finished(promptId, entry);
+    if (entry) return finished(backend, promptId, entry);
     const queue = await readQueue(ctx, backend);
     if (queue.running.includes(promptId)) {
       if (!started) {
@@ -118,7 +139,7 @@ export async function followPrompt(
     }
     // It may have finished between the two reads.
     const late = await readHistory(ctx, backend, promptId);
-    if (late) return finished(promptId, late);
+    if (late) return finished(backend, promptId, late);
     throw new RetryableError(
       'PROVIDER_UNAVAILABLE',
       `comfyui: prompt ${promptId} is neither queued nor in the history of ${backend.baseUrl} (deleted there, or the server restarted)`,
@@ -128,7 +149,8 @@ export async function followPrompt(
   let outcome = await settle();
   while (!outcome) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    const interval = watch.connected ? config.pollIntervalMs * SAFETY_POLL_FACTOR : config.pollIntervalMs;
+    const interval =
+      watch.connected && failedReads === 0 ? config.pollIntervalMs * SAFETY_POLL_FACTOR : config.pollIntervalMs;
     await watch.next(Math.max(0, lastPoll + interval - Date.now()), ctx.signal);
     if (ctx.signal.aborted) throw ctx.signal.reason;
 
@@ -183,14 +205,16 @@ export async function followPrompt(
   return outcome;
 }
 
-function finished(promptId: string, entry: HistoryEntry): HistoryEntry {
+function finished(backend: Backend, promptId: string, entry: HistoryEntry): HistoryEntry {
   if (entry.status?.status_str === 'error') {
     const error = executionErrorOf(entry.status.messages);
     if (error) throw errorForExecution(promptId, error);
     const interrupted = entry.status.messages?.some(([type]) => type === 'execution_interrupted');
     throw new RetryableError(
       'PROVIDER_UNAVAILABLE',
-      `comfyui: prompt ${promptId} ${interrupted ? 'was interrupted' : 'failed without an error message'}`,
+      interrupted
+        ? `comfyui: prompt ${promptId} was interrupted on ${backend.baseUrl} by someone else`
+        : `comfyui: prompt ${promptId} failed on ${backend.baseUrl} without an error message`,
     );
   }
   return entry;
