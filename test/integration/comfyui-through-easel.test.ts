@@ -3,16 +3,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startComfyUIFake, type ComfyUIFake } from '../fakes/comfyui.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
-import { eventually } from '../helpers/processes.js';
+import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
 import { openSse } from '../helpers/sse.js';
 
 let fake: ComfyUIFake;
 let easel: TestEasel | undefined;
+const processes: EaselProcess[] = [];
 
 beforeEach(async () => {
   fake = await startComfyUIFake();
 });
 afterEach(async () => {
+  await killAll(processes.splice(0));
   await easel?.stop();
   easel = undefined;
   await fake.close();
@@ -75,4 +77,51 @@ describe('comfyui through Easel', () => {
     expect(generating).toEqual([...generating].sort((a, b) => a - b));
     expect(generating.at(-1)).toBeGreaterThanOrEqual(75);
   }, 60_000);
+});
+
+describe('a worker killed while its ComfyUI prompt runs', () => {
+  it('the next worker follows the same prompt by its id: one prompt queued, the task completes once', async () => {
+    fake.stepMs = 150;
+    const env = {
+      COMFYUI_URLS: fake.url,
+      COMFYUI_POLL_INTERVAL_MS: '50',
+      EASEL_SECRET_KEY: randomBytes(32).toString('hex'),
+    };
+    const databaseUrl = await createTestDatabase();
+    easel = await startTestEasel(databaseUrl, { roles: { api: true, worker: false }, env });
+    const startWorker = () => {
+      const worker = spawnEasel(['worker'], {
+        ...env,
+        DATABASE_URL: databaseUrl,
+        EASEL_DATA_DIR: easel!.config.dataDir,
+        EASEL_HEARTBEAT_MS: '300',
+        EASEL_WORKER_DEAD_AFTER_MS: '2000',
+        EASEL_SHUTDOWN_GRACE_MS: '500',
+        EASEL_RESCUE_INTERVAL_MS: '300',
+        EASEL_POLL_INTERVAL_MS: '200',
+        EASEL_RETRY_BASE_MS: '50',
+        EASEL_RETRY_MAX_MS: '200',
+      });
+      processes.push(worker);
+      return worker;
+    };
+    const withOutput = (worker: EaselProcess) => (error: Error) => {
+      throw new Error(`${error.message}\n--- worker output ---\n${worker.output().slice(-4000)}`);
+    };
+
+    const doomed = startWorker();
+    const { body } = await api(easel.url, 'POST', '/v1/tasks', { provider: 'comfyui', prompt: 'survivor', steps: 30 });
+    await eventually('the prompt running on ComfyUI', async () => fake.running(), 30_000, 20).catch(withOutput(doomed));
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+
+    const rescuer = startWorker();
+    const done = await waitForStatus(easel.url, body.id, ['succeeded', 'failed'], 60_000).catch(withOutput(rescuer));
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+    expect(done.attempt).toBe(2);
+    expect(fake.prompts).toHaveLength(1);
+    expect(fake.interrupts).toEqual([]);
+    const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+    expect(bytes.equals(fake.files.get('easel_00001_.png')!)).toBe(true);
+  }, 90_000);
 });

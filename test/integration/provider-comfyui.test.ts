@@ -186,6 +186,8 @@ describe('comfyui adapter: failures', () => {
     expect((error as Error).message).toMatch(
       /Prompt outputs failed validation; CheckpointLoaderSimple \(node 4\): Value not in list: ckpt_name: 'nope.safetensors' not in/,
     );
+    // Refused, so never queued: nothing to stop.
+    expect(fake.requests.filter((r) => r.path === '/queue')).toEqual([]);
   });
 
   it('execution_error: out of memory is retryable, a node failure is permanent, with the message', async () => {

@@ -130,9 +130,12 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
 
       const watch = new PromptWatch(backend, config);
       let promptId: string | undefined;
+      // Whether ComfyUI holds the prompt: only then is there anything to stop after a failure.
+      let queuedThere = false;
       try {
         promptId = input.providerRef ? await resumable(ctx, backend, input.providerRef) : undefined;
         if (promptId) {
+          queuedThere = true;
           await watch.watch(promptId);
         } else {
           const graph = fillTemplate(template, await valuesFor(ctx, backend, config, input));
@@ -148,6 +151,7 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
             client_id: EASEL_CLIENT_ID,
             prompt_id: chosen,
           });
+          queuedThere = true;
           if (queued.promptId !== chosen) {
             // A server older than caller-chosen ids picked its own.
             promptId = queued.promptId;
@@ -159,9 +163,11 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
         const entry = await followPrompt(ctx, backend, config, promptId, watch);
         return await collectImages(ctx, backend, promptId, entry, input);
       } catch (error) {
-        // As shouldCancelUpstream says on abort; after a failure of our own, nobody would
-        // collect the prompt, so it should not hold the GPU either.
-        if (promptId && (!ctx.signal.aborted || shouldCancelUpstream(ctx.signal))) {
+        // As shouldCancelUpstream says on abort (an abort during `POST /prompt` may still have
+        // queued it); after a failure of our own, nobody would collect the prompt, so it should
+        // not hold the GPU either.
+        const stop = ctx.signal.aborted ? shouldCancelUpstream(ctx.signal) : queuedThere;
+        if (promptId && stop) {
           const stopped = await stopPrompt(ctx.fetch, backend, promptId, ctx.log);
           ctx.log.info({ prompt: promptId, stopped }, 'stopped the ComfyUI prompt');
         }
