@@ -146,13 +146,22 @@ describe('comfyui adapter: cancel touches only our prompt', () => {
     const first = run({ prompt: 'first', steps: 50 });
     await eventually('first prompt running', async () => fake.running(), 10_000, 10);
     const second = run({ prompt: 'second' });
-    await eventually('second prompt queued', async () => (fake.prompts.length === 2 ? true : undefined), 10_000, 10);
+    await eventually(
+      'second task reporting its place in the queue',
+      async () => second.record.progress.some((p) => p.stage === 'queued'),
+      10_000,
+      10,
+    );
     first.cancel();
     await expect(first.promise).rejects.toBeInstanceOf(AttemptAborted);
     expect(fake.interrupts).toEqual([{ asked: fake.prompts[0]!.id, stopped: fake.prompts[0]!.id }]);
     expect(fake.deleted).toEqual([]);
     expect(await second.promise).toHaveLength(1);
     expect(fake.history.get(fake.prompts[1]!.id)?.status.status_str).toBe('success');
+    // It waited behind the first one, then generated.
+    const stages = second.record.progress.map((p) => p.stage);
+    expect(stages[0]).toBe('queued');
+    expect(stages.indexOf('generating')).toBeGreaterThan(0);
   });
 
   it('on a server whose /interrupt stops whatever runs, a queued prompt is deleted and nothing is interrupted', async () => {

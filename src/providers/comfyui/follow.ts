@@ -155,6 +155,7 @@ export async function followPrompt(
     if (ctx.signal.aborted) throw ctx.signal.reason;
 
     let done = false;
+    let queueChanged = false;
     for (const item of watch.inbox.splice(0)) {
       if (item.type === 'preview') {
         if ('preview' in item) ctx.progress('generating', pct, item.preview);
@@ -162,6 +163,9 @@ export async function followPrompt(
       }
       const data = (item as { data: Record<string, unknown> }).data;
       switch (item.type) {
+        case 'status':
+          if (!started) queueChanged = true;
+          break;
         case 'execution_start':
           started = true;
           ctx.progress('generating', 0);
@@ -197,7 +201,7 @@ export async function followPrompt(
     }
 
     const reconnect = !watch.connected;
-    if (done || reconnect || Date.now() - lastPoll >= interval) outcome = await settle();
+    if (done || reconnect || queueChanged || Date.now() - lastPoll >= interval) outcome = await settle();
     // A dropped socket is reopened at the polling pace; ComfyUI resends the running prompt's
     // `executing` message to a client that reconnects.
     if (!outcome && reconnect) await watch.watch(promptId);

@@ -10,7 +10,7 @@ import type { PreviewImage } from '../types.js';
  * silently take the first one's messages away.
  *
  * Text frames are `{type, data}`; prompt-scoped ones carry `data.prompt_id` and go to that
- * prompt's listener only. Binary frames start with a 4-byte big-endian event type:
+ * prompt's listener only; `status` (the queue changed) goes to every listener. Binary frames start with a 4-byte big-endian event type:
  * 1 = PREVIEW_IMAGE (then a 4-byte image type, 1 JPEG / 2 PNG, then the bytes; server.py
  * `send_image`), 4 = PREVIEW_IMAGE_WITH_METADATA (a 4-byte length, JSON metadata with
  * `prompt_id` and `image_type`, then the bytes). A type-1 frame names no prompt: it belongs to
@@ -117,6 +117,11 @@ export class BackendSocket {
     if (typeof message.type !== 'string' || typeof message.data !== 'object' || message.data === null) return;
     const data = message.data as Record<string, unknown>;
     const promptId = typeof data.prompt_id === 'string' ? data.prompt_id : undefined;
+    if (message.type === 'status') {
+      // The queue changed (broadcast to every client): waiting prompts may have moved up.
+      for (const set of [...this.listeners.values()]) for (const listener of [...set]) listener.message('status', data);
+      return;
+    }
     if (!promptId) return;
     if (message.type === 'execution_start' || message.type === 'progress') this.executing = promptId;
     if (message.type === 'executing') this.executing = data.node === null ? undefined : promptId;
