@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -63,6 +64,8 @@ export interface ComfyUIFake {
   legacyInterrupt: boolean;
   legacyPromptIds: boolean;
   refuseWebsocket: boolean;
+  /** Takes websocket connections and never answers the upgrade (a proxy that swallows them). */
+  hangWebsocket: boolean;
   sendPreviews: boolean;
   /** Delay before every HTTP answer. */
   slowMs: number;
@@ -130,6 +133,7 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     legacyInterrupt: false,
     legacyPromptIds: false,
     refuseWebsocket: false,
+    hangWebsocket: false,
     sendPreviews: true,
     slowMs: 0,
     auth: undefined,
@@ -142,6 +146,7 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     },
     running: () => current?.id,
     close: async () => {
+      for (const socket of hung) socket.destroy();
       fake.dropSockets();
       sockets.clear();
       stopped = true;
@@ -424,8 +429,13 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     });
   });
   const wss = new WebSocketServer({ noServer: true });
+  const hung: Duplex[] = [];
   server.on('upgrade', (request, socket, head) => {
     const url = new URL(request.url ?? '/', 'http://fake');
+    if (fake.hangWebsocket) {
+      hung.push(socket);
+      return;
+    }
     if (url.pathname !== '/ws' || fake.refuseWebsocket || !authorized(request)) {
       socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
       return;

@@ -254,14 +254,32 @@ describe('comfyui adapter: websocket trouble', () => {
     expect(fake.requests.filter((r) => r.path.startsWith('/history/')).length).toBeGreaterThan(1);
   });
 
+  it('a websocket that never opens: polled after the connect timeout, and a cancel meanwhile is prompt', async () => {
+    fake.hangWebsocket = true;
+    config = { ...config, connectTimeoutMs: 1500 };
+    const canceled = run();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    canceled.cancel();
+    await expect(canceled.promise).rejects.toBeInstanceOf(AttemptAborted);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(fake.prompts).toEqual([]);
+
+    const task = run();
+    expect(await task.promise).toHaveLength(1);
+    expect(task.previews).toEqual([]);
+  });
+
   it('a websocket that drops mid-prompt: polled, reconnected, and the prompt completes once', async () => {
     fake.stepMs = 50;
     const task = run({ steps: 10 });
     await eventually('a few steps', async () => (task.previews.length >= 2 ? true : undefined), 10_000, 10);
     fake.dropSockets();
+    const beforeDrop = task.previews.length;
     expect(await task.promise).toHaveLength(1);
     expect(posts()).toHaveLength(1);
-    expect(task.previews.length).toBeGreaterThan(2);
+    // Previews resumed: the socket was reopened under the same client id.
+    expect(task.previews.length).toBeGreaterThan(beforeDrop);
   });
 });
 

@@ -32,8 +32,16 @@ export class PromptWatch {
     return this.socket?.isOpen ?? false;
   }
 
-  /** Subscribe (again, after a drop) under `promptId`; resolves once the socket is open or has failed. */
-  async watch(promptId: string): Promise<void> {
+  /** No socket, or its connection ended; one still connecting is left to finish. */
+  get needsReconnect(): boolean {
+    return this.socket?.isClosed ?? true;
+  }
+
+  /**
+   * Subscribe (again, after a drop) under `promptId`; resolves once the socket is open or has
+   * failed, or at once on abort (a hanging connect must not delay a cancel).
+   */
+  async watch(promptId: string, signal: AbortSignal): Promise<void> {
     this.unsubscribe?.();
     const socket = socketFor(this.backend, this.config.connectTimeoutMs);
     this.socket = socket;
@@ -42,7 +50,16 @@ export class PromptWatch {
       preview: (preview) => this.push({ type: 'preview', preview }),
       dropped: () => this.notify(),
     });
-    await socket.opened;
+    if (signal.aborted) return;
+    let onAbort: (() => void) | undefined;
+    await Promise.race([
+      socket.opened,
+      new Promise<void>((resolve) => {
+        onAbort = resolve;
+        signal.addEventListener('abort', onAbort);
+      }),
+    ]);
+    signal.removeEventListener('abort', onAbort!);
   }
 
   /** Resolves on the next message, a drop, or after `ms`. */
@@ -202,9 +219,10 @@ export async function followPrompt(
 
     const reconnect = !watch.connected;
     if (done || reconnect || queueChanged || Date.now() - lastPoll >= interval) outcome = await settle();
-    // A dropped socket is reopened at the polling pace; ComfyUI resends the running prompt's
-    // `executing` message to a client that reconnects.
-    if (!outcome && reconnect) await watch.watch(promptId);
+    // A dropped socket is reopened at the polling pace, in the background so that a connect
+    // that hangs does not slow the polling; ComfyUI resends the running prompt's `executing`
+    // message to a client that reconnects.
+    if (!outcome && watch.needsReconnect) void watch.watch(promptId, ctx.signal);
   }
   return outcome;
 }

@@ -136,7 +136,7 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
         promptId = input.providerRef ? await resumable(ctx, backend, input.providerRef) : undefined;
         if (promptId) {
           queuedThere = true;
-          await watch.watch(promptId);
+          await watch.watch(promptId, ctx.signal);
         } else {
           const graph = fillTemplate(template, await valuesFor(ctx, backend, config, input));
           const chosen = randomUUID();
@@ -144,7 +144,7 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
           // a ref the next attempt finds, instead of a second prompt on the GPU.
           await ctx.saveProviderRef(refOf(chosen, credentialId));
           // Subscribed before queueing, so the first messages are not missed.
-          await watch.watch(chosen);
+          await watch.watch(chosen, ctx.signal);
           promptId = chosen;
           const queued = await queuePrompt(ctx, backend, {
             prompt: graph,
@@ -156,7 +156,7 @@ export function createComfyUIProvider(config: ComfyUIConfig): Provider {
             // A server older than caller-chosen ids picked its own.
             promptId = queued.promptId;
             await ctx.saveProviderRef(refOf(promptId, credentialId));
-            await watch.watch(promptId);
+            await watch.watch(promptId, ctx.signal);
           }
           ctx.log.info({ prompt: promptId, backend: backend.baseUrl }, 'queued the ComfyUI prompt');
         }

@@ -68,6 +68,11 @@ export class BackendSocket {
     this.socket.addEventListener('error', () => this.close());
   }
 
+  /** Closed for good (failed to connect, dropped, or closed by us); a new one must be made. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   get isOpen(): boolean {
     return !this.closed && this.socket.readyState === WebSocket.OPEN;
   }
