@@ -67,6 +67,8 @@ export interface ComfyUIFake {
   /** Takes websocket connections and never answers the upgrade (a proxy that swallows them). */
   hangWebsocket: boolean;
   sendPreviews: boolean;
+  /** Time between execution_success and the history entry (task_done). */
+  historyLagMs: number;
   /** Delay before every HTTP answer. */
   slowMs: number;
   /** Basic auth `user:pass` the server requires, when set. */
@@ -135,6 +137,7 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     refuseWebsocket: false,
     hangWebsocket: false,
     sendPreviews: true,
+    historyLagMs: 0,
     slowMs: 0,
     auth: undefined,
     failNext(status, options = {}) {
@@ -240,7 +243,10 @@ export async function startComfyUIFake(): Promise<ComfyUIFake> {
     const images = await imagesFor(item);
     emit('executing', { node: '9', display_node: '9' });
     emit('executed', { node: '9', display_node: '9', output: { images } });
+    // As main.py: execution_success is sent while the prompt still counts as running; the
+    // history entry comes with task_done, then `executing {node: null}`.
     emit('execution_success', { timestamp: Date.now() });
+    if (fake.historyLagMs > 0) await sleep(fake.historyLagMs);
     finish(item, { outputs: { '9': { images } }, status: { status_str: 'success', completed: true, messages } });
     send(client, 'executing', { node: null, prompt_id: item.id });
   };

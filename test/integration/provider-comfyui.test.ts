@@ -254,6 +254,13 @@ describe('comfyui adapter: websocket trouble', () => {
     expect(fake.requests.filter((r) => r.path.startsWith('/history/')).length).toBeGreaterThan(1);
   });
 
+  it('a history entry that trails execution_success (as main.py writes it) is waited for, not taken as lost', async () => {
+    fake.historyLagMs = 300;
+    const task = run();
+    expect(await task.promise).toHaveLength(1);
+    expect(posts()).toHaveLength(1);
+  });
+
   it('a websocket that never opens: polled after the connect timeout, and a cancel meanwhile is prompt', async () => {
     fake.hangWebsocket = true;
     config = { ...config, connectTimeoutMs: 1500 };

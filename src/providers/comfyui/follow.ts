@@ -113,6 +113,8 @@ export async function followPrompt(
   let position: number | undefined;
   let lastPoll = Date.now();
   let failedReads = 0;
+  // ComfyUI said the prompt ended; its history entry may trail the message by a moment.
+  let ended = false;
 
   const settle = async (): Promise<HistoryEntry | undefined> => {
     try {
@@ -167,7 +169,9 @@ export async function followPrompt(
   while (!outcome) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     const interval =
-      watch.connected && failedReads === 0 ? config.pollIntervalMs * SAFETY_POLL_FACTOR : config.pollIntervalMs;
+      watch.connected && failedReads === 0 && !ended
+        ? config.pollIntervalMs * SAFETY_POLL_FACTOR
+        : config.pollIntervalMs;
     await watch.next(Math.max(0, lastPoll + interval - Date.now()), ctx.signal);
     if (ctx.signal.aborted) throw ctx.signal.reason;
 
@@ -218,6 +222,7 @@ export async function followPrompt(
     }
 
     const reconnect = !watch.connected;
+    ended ||= done;
     if (done || reconnect || queueChanged || Date.now() - lastPoll >= interval) outcome = await settle();
     // A dropped socket is reopened at the polling pace, in the background so that a connect
     // that hangs does not slow the polling; ComfyUI resends the running prompt's `executing`
