@@ -7,6 +7,7 @@ import { readNovelAIConfig, type NovelAIConfig } from './novelai/config.js';
 import { readJimengConfig, type JimengConfig } from './volcengine/config.js';
 import { readArkConfig, type ArkConfig } from './ark/config.js';
 import { readA1111Config, type A1111Config } from './a1111/config.js';
+import { readComfyUIConfig, type ComfyUIConfig } from './comfyui/config.js';
 
 /**
  * Each hosted adapter's settings (base URLs, default models, waits), read from the environment
@@ -21,6 +22,7 @@ export interface ProvidersConfig {
   jimeng: JimengConfig;
   ark: ArkConfig;
   a1111: A1111Config;
+  comfyui: ComfyUIConfig;
 }
 
 export function readProvidersConfig(env: Env): ProvidersConfig {
@@ -33,5 +35,6 @@ export function readProvidersConfig(env: Env): ProvidersConfig {
     jimeng: readJimengConfig(env),
     ark: readArkConfig(env),
     a1111: readA1111Config(env),
+    comfyui: readComfyUIConfig(env),
   };
 }

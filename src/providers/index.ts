@@ -10,6 +10,7 @@ import type { TokenCache } from './token-cache.js';
 import { createJimengProvider } from './volcengine/index.js';
 import { createArkProvider } from './ark/index.js';
 import { createA1111Provider } from './a1111/index.js';
+import { createComfyUIProvider } from './comfyui/index.js';
 
 /** What providers may be handed at registration besides their config (capabilities, not infrastructure). */
 export interface ProviderDeps {
@@ -32,5 +33,6 @@ export function createProviderRegistry(
     createJimengProvider(config.jimeng),
     createArkProvider(config.ark),
     createA1111Provider(config.a1111),
+    createComfyUIProvider(config.comfyui),
   ]);
 }

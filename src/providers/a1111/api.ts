@@ -1,6 +1,7 @@
-import { CredentialError, PermanentError, RateLimitedError, RetryableError } from '../errors.js';
+import { CredentialError, PermanentError, RetryableError } from '../errors.js';
 import { errorForStatus, readJson } from '../http.js';
 import type { Backend } from '../self-hosted/backend.js';
+import { backendUnavailable, unreachableCode } from '../self-hosted/unreachable.js';
 import type { PreviewImage, RunContext } from '../types.js';
 
 /**
@@ -9,25 +10,6 @@ import type { PreviewImage, RunContext } from '../types.js';
  */
 
 type ApiContext = Pick<RunContext, 'fetch' | 'signal'>;
-
-/** Network failures that mean "nobody answered": the server is off, asleep or unknown. */
-const UNREACHABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'EHOSTDOWN',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
-export const BACKEND_UNAVAILABLE = 'BACKEND_UNAVAILABLE';
-
-function networkCode(error: unknown): string | undefined {
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 export function headersFor(backend: Backend, json: boolean): Record<string, string> {
   return {
@@ -60,14 +42,9 @@ export async function postGeneration(
     });
   } catch (error) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    const code = networkCode(error);
-    if (code && UNREACHABLE_CODES.has(code)) {
-      throw new RateLimitedError(`${what}: the server does not answer (${code}); trying other servers`, cooldownMs, {
-        cause: error,
-        code: BACKEND_UNAVAILABLE,
-      });
-    }
-    throw new RetryableError('PROVIDER_UNREACHABLE', `${what}: the connection failed (${code ?? 'network error'})`, {
+    const code = unreachableCode(error);
+    if (code) throw backendUnavailable('a1111', backend, code, cooldownMs, error);
+    throw new RetryableError('PROVIDER_UNREACHABLE', `${what}: the connection failed (network error)`, {
       cause: error,
     });
   }
