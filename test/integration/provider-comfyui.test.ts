@@ -223,7 +223,7 @@ describe('comfyui adapter: failures', () => {
     const refused = await run({}, { credentialSecret: url }).promise.catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RateLimitedError);
     expect(refused).toMatchObject({ code: 'BACKEND_UNAVAILABLE', retryAfterMs: 5000 });
-    expect((refused as Error).message).toMatch(/unreachable \(ECONNREFUSED\)/);
+    expect((refused as Error).message).toMatch(/does not answer \(ECONNREFUSED\)/);
     fake = await startComfyUIFake();
   });
 
