@@ -5,17 +5,18 @@ import type { TaskView } from '../tasks/service.js';
 import { toCredits } from '../billing/money.js';
 import { isTerminal } from '../domain/task.js';
 import type { TaskResource } from './schemas/task.js';
+import type { Links } from './image-delivery.js';
 
-export const inputImageUrl = (baseUrl: string, taskId: string): string => `${baseUrl}/v1/tasks/${taskId}/input-image`;
+export const inputImagePath = (taskId: string): string => `/v1/tasks/${taskId}/input-image`;
 
-export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
-  `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
+export const imagePath = (taskId: string, index: number): string => `/v1/tasks/${taskId}/images/${index}`;
 
 type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at'>;
 
-const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => ({
+const toPublicImage = (links: Links, taskId: string, image: PublicImage) => ({
   index: image.index,
-  url: imageUrl(baseUrl, taskId, image.index),
+  url: links.base + imagePath(taskId, image.index),
+  signed_url: links.signed(imagePath(taskId, image.index)),
   content_type: image.content_type,
   bytes: image.bytes,
   width: image.width,
@@ -31,8 +32,8 @@ const toMilliseconds = (seconds: number | null): number | null =>
 /** An estimate is shown in whole seconds, rounded up: better early than later than promised. */
 const toWholeSeconds = (seconds: number | null): number | null => (seconds === null ? null : Math.ceil(seconds));
 
-/** The task as the API shows it. `baseUrl` is EASEL_PUBLIC_URL, or '' for relative links. */
-export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
+/** The task as the API shows it, with absolute image links (src/api/image-delivery.ts). */
+export function toTaskResource(view: TaskView, links: Links): TaskResource {
   const { task } = view;
   return {
     id: task.id,
@@ -49,7 +50,8 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     priority: task.priority,
     params: task.params,
     input_image: task.input_image && {
-      url: inputImageUrl(baseUrl, task.id),
+      url: links.base + inputImagePath(task.id),
+      signed_url: links.signed(inputImagePath(task.id)),
       content_type: task.input_image.content_type,
       bytes: task.input_image.bytes,
       width: task.input_image.width,
@@ -69,7 +71,7 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     },
     cancel_requested: task.cancel_requested_at !== null,
     error: task.error,
-    images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),
+    images: view.images.map((image) => toPublicImage(links, task.id, image)),
     predict_time: toMilliseconds(task.predict_time),
     cost: view.charges && isTerminal(task.status) ? toCredits(view.charges.capturedMicro) : null,
     hold: view.charges?.openMicro != null ? toCredits(view.charges.openMicro) : null,
@@ -80,7 +82,7 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
 }
 
 /** The `task_update` SSE payload: what changed, when, and the task's state after it. */
-export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
+export function toTaskUpdate(event: TaskEvent, links: Links) {
   const { images, ...state } = event.data as { images?: PublicImage[] } & Record<string, unknown>;
   return {
     event_id: formatCursor(event.cursor),
@@ -88,6 +90,6 @@ export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
     task_id: event.taskId,
     at: event.at.toISOString(),
     ...state,
-    ...(images ? { images: images.map((image) => toPublicImage(baseUrl, event.taskId, image)) } : {}),
+    ...(images ? { images: images.map((image) => toPublicImage(links, event.taskId, image)) } : {}),
   };
 }

@@ -8,6 +8,7 @@ import { checkAddress } from '../net/address-policy.js';
 import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
+import { readImageUrlConfig, readStorageConfig, type ImageUrlConfig, type StorageConfig } from './storage.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -75,6 +76,10 @@ export interface Config {
   limits: LimitsConfig;
   /** LICENSE_API_*: the external licence API checked before and charged after; undefined = off. */
   licenseApi: LicenseApiConfig | undefined;
+  /** EASEL_STORAGE and S3_* / MINIO_*: where image bytes live (docs/storage.md). */
+  storage: StorageConfig;
+  /** Presigned and HMAC-signed image URL lifetimes and the signing key (docs/storage.md). */
+  imageUrls: ImageUrlConfig;
 }
 
 export interface LimitsConfig {
@@ -204,6 +209,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     },
     minBalanceMicro: readMinBalanceMicro(env),
     licenseApi: readLicenseApi(env),
+    storage: readStorageConfig(env),
+    imageUrls: readImageUrlConfig(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(
