@@ -6,7 +6,6 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/auth/api-keys.js';
 import type { Pool } from '../../src/db/pool.js';
-import type { TaskResource } from '../../src/api/schemas/task.js';
 import { api, waitForStatus } from '../helpers/easel.js';
 import { createTestDatabase, createTestPool } from '../helpers/database.js';
 import { eventually, killAll, runCli, spawnEasel, type EaselProcess } from '../helpers/processes.js';
