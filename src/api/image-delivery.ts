@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../domain/errors.js';
-import { StorageUnavailableError, type Storage } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 
 /**
  * How image bytes reach clients, shared by every image route (images, input image, thumbnails):
@@ -133,29 +133,23 @@ export async function deliverImage(
   if (request.headers['if-none-match'] === etag) {
     return reply.code(304).header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable').send();
   }
-  try {
-    const direct = await storage.directUrl?.(image.storage_key, { expiresInSeconds: options.presignSeconds });
-    if (direct) {
-      // The redirect may be reused while its target still works: half the presigned lifetime.
-      return reply
-        .header('cache-control', `private, max-age=${Math.floor(options.presignSeconds / 2)}`)
-        .redirect(direct, 302);
-    }
-    const object = await storage.get(image.storage_key);
-    if (!object) {
-      request.log.error({ key: image.storage_key }, `${what} recorded but missing from storage`);
-      throw new ApiError('IMAGE_NOT_FOUND', `the ${what} is recorded but its bytes are missing from storage`);
-    }
+  // A StorageUnavailableError goes on to the problem handler: 503 STORAGE_UNAVAILABLE.
+  const direct = await storage.directUrl?.(image.storage_key, { expiresInSeconds: options.presignSeconds });
+  if (direct) {
+    // The redirect may be reused while its target still works: half the presigned lifetime.
     return reply
-      .type(image.content_type)
-      .header('etag', etag)
-      .header('cache-control', 'private, max-age=31536000, immutable')
-      .header('content-length', object.size)
-      .send(object.body);
-  } catch (error) {
-    if (!(error instanceof StorageUnavailableError)) throw error;
-    request.log.error({ err: error, key: image.storage_key }, `could not reach storage for a ${what}`);
-    reply.header('retry-after', '5');
-    throw new ApiError('STORAGE_UNAVAILABLE');
+      .header('cache-control', `private, max-age=${Math.floor(options.presignSeconds / 2)}`)
+      .redirect(direct, 302);
   }
+  const object = await storage.get(image.storage_key);
+  if (!object) {
+    request.log.error({ key: image.storage_key }, `${what} recorded but missing from storage`);
+    throw new ApiError('IMAGE_NOT_FOUND', `the ${what} is recorded but its bytes are missing from storage`);
+  }
+  return reply
+    .type(image.content_type)
+    .header('etag', etag)
+    .header('cache-control', 'private, max-age=31536000, immutable')
+    .header('content-length', object.size)
+    .send(object.body);
 }

@@ -23,7 +23,7 @@ export interface Config {
   authMode: AuthMode;
   /** EASEL_ADMIN_KEY: an admin API key made (once) at start, to bootstrap the first admin. */
   adminKey: string | undefined;
-  /** Base for absolute URLs in answers (image links); unset = relative URLs. */
+  /** Base for absolute URLs in answers (image links); unset = the request's own scheme and Host. */
   publicUrl: string | undefined;
   dataDir: string;
   /** External PostgreSQL; unset = embedded PostgreSQL under `dataDir`. */

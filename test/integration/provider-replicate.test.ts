@@ -323,7 +323,7 @@ describe('replicate through Easel', () => {
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
     expect(done.predict_time).toBe(1.25);
     const image = done.images[0]!;
-    expect(image.url.startsWith('/')).toBe(true);
+    expect(image.url.startsWith(`${easel.url}/v1/tasks/`)).toBe(true);
     const response = await fetch(image.url);
     const bytes = Buffer.from(await response.arrayBuffer());
     const prediction = [...fake.predictions.values()][0]!;

@@ -3,6 +3,7 @@ import { mkdtemp, readdir } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/auth/api-keys.js';
 import type { Pool } from '../../src/db/pool.js';
@@ -187,6 +188,16 @@ describe('S3 storage with API and worker as separate processes', () => {
     );
     expect(failedAttempt.status).not.toBe('failed');
     expect(await storageKeyOf(task.id)).toBeUndefined();
+    // An upload meanwhile is a clear 503 that names no store, not a 500.
+    const form = new FormData();
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#336699' } })
+      .png()
+      .toBuffer();
+    form.append('image', new Blob([png], { type: 'image/png' }), 'input.png');
+    const upload = await fetch(`${apiUrl}/v1/uploads`, { method: 'POST', headers: auth, body: form });
+    const problem = (await upload.json()) as Problem & { detail?: string };
+    expect([upload.status, problem.code, upload.headers.get('retry-after')]).toEqual([503, 'STORAGE_UNAVAILABLE', '5']);
+    expect(JSON.stringify(problem)).not.toContain(s3.endpoint);
     s3.setAvailable(true);
 
     const done = await waitForStatus(apiUrl, task.id, ['succeeded', 'failed'], 30_000, auth);
