@@ -64,7 +64,9 @@ export class UrlSigner {
  */
 export function checkSignedRequest(request: FastifyRequest, signer: UrlSigner | undefined): boolean | undefined {
   const route = request.routeOptions.url;
-  if (route === undefined || !SIGNABLE_ROUTES.has(route) || request.method !== 'GET') return undefined;
+  // HEAD is the GET without a body (Fastify answers it from the GET route): same signature.
+  if (route === undefined || !SIGNABLE_ROUTES.has(route)) return undefined;
+  if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
   const query = new URLSearchParams(request.url.slice(request.url.indexOf('?') + 1 || request.url.length));
   const expires = query.get('expires') ?? undefined;
   const signature = query.get('signature') ?? undefined;

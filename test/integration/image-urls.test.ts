@@ -56,6 +56,8 @@ describe('image links with the local folder', () => {
     expect(keyless.status).toBe(200);
     expect(keyless.headers.get('content-type')).toBe('image/png');
     expect(sha256(await keyless.arrayBuffer())).toBe(image.sha256);
+    const head = await fetch(image.signed_url!, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-length')]).toEqual([200, String(image.bytes)]);
     // The signature stands alone: a wrong key alongside it changes nothing.
     expect((await fetch(image.signed_url!, { headers: { authorization: 'Bearer nonsense' } })).status).toBe(200);
 
