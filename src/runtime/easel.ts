@@ -78,7 +78,8 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const storage = options.storage ?? createStorage(config.storage, config.dataDir);
     // Now, not at the first image: a bucket that cannot be reached stops start-up with a
     // message naming it (src/cli/explain-error.ts), instead of failing every attempt later.
-    await storage.check();
+    // The local folder is made on first write, and /readyz reports when it cannot be.
+    if (storage.driver === 's3') await storage.check();
     log.info({ storage: describeStorage(config, storage) }, 'image storage ready');
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();

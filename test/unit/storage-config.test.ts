@@ -66,7 +66,10 @@ describe('readStorageConfig', () => {
       [{ EASEL_STORAGE: 's3' }, /needs a bucket: set S3_BUCKET/],
       [{ EASEL_STORAGE: 's3', S3_BUCKET: 'Bad_Name' }, /S3_BUCKET="Bad_Name" is not a valid bucket name/],
       [{ EASEL_STORAGE: 's3', S3_BUCKET: 'ok-bucket', S3_ACCESS_KEY_ID: 'AK' }, /go together/],
-      [{ EASEL_STORAGE: 's3', S3_BUCKET: 'ok-bucket', S3_ENDPOINT: 'minio:9000' }, /S3_ENDPOINT must use http: or https:/],
+      [
+        { EASEL_STORAGE: 's3', S3_BUCKET: 'ok-bucket', S3_ENDPOINT: 'minio:9000' },
+        /S3_ENDPOINT must use http: or https:/,
+      ],
       [{ EASEL_STORAGE: 's3', S3_BUCKET: 'ok-bucket', S3_FORCE_PATH_STYLE: 'yes' }, /S3_FORCE_PATH_STYLE/],
       [{ MINIO_ENDPOINT: 'minio:9000/path', MINIO_BUCKET: 'b-1' }, /MINIO_ENDPOINT="minio:9000\/path" is not valid/],
       [{ MINIO_ENDPOINT: 'minio:9000', MINIO_BUCKET: 'b-1', MINIO_USE_SSL: 'maybe' }, /MINIO_USE_SSL/],
