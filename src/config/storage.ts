@@ -88,7 +88,7 @@ export function readStorageConfig(env: Env): StorageConfig {
     driver: 's3',
     endpoint,
     // R2 wants `auto`; MinIO accepts anything; AWS needs the bucket's region.
-    region: value(env, 'S3_REGION') ?? value(env, 'MINIO_REGION') ?? 'us-east-1',
+    region: value(env, 'S3_REGION') ?? 'us-east-1',
     bucket,
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     forcePathStyle: readChoice(env, 'S3_FORCE_PATH_STYLE', pathStyleDefault, ['true', 'false']) === 'true',
