@@ -6,6 +6,7 @@ import { generateKey } from '../../src/auth/api-keys.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { startTestS3, type TestS3 } from '../helpers/s3-server.js';
+import { dataUrl, solidPng } from '../helpers/images.js';
 
 /** Absolute and signed image links with the local folder, and S3 with a public bucket URL. */
 interface Problem {
@@ -126,6 +127,33 @@ describe('image links with S3 and a public bucket URL', () => {
   afterAll(async () => {
     await s3?.close();
   });
+
+  it("sign an img2img task's input image too, served from the bucket without a key", async () => {
+    const easel = await start({ ...s3.env, EASEL_URL_SIGNING_KEY: 'w'.repeat(48) });
+    const submitted = await api(
+      easel.url,
+      'POST',
+      '/v1/tasks',
+      {
+        prompt: 'from the bucket',
+        kind: 'img2img',
+        image: dataUrl(await solidPng(16, 16, [9, 99, 199])),
+        width: 64,
+        height: 64,
+      },
+      auth,
+    );
+    expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
+    const task = await waitForStatus(easel.url, submitted.body.id, ['succeeded'], 20_000, auth);
+    const input = task.input_image!;
+    expect(input.url).toBe(`${easel.url}/v1/tasks/${task.id}/input-image`);
+    const keyless = await fetch(input.signed_url!);
+    expect(keyless.status).toBe(200);
+    expect(sha256(await keyless.arrayBuffer())).toBe(input.sha256);
+    // A signature for the input image is not one for the output image, nor the other way round.
+    const swapped = input.signed_url!.replace('/input-image?', '/images/0?');
+    expect((await fetch(swapped)).status).toBe(403);
+  }, 60_000);
 
   it('redirect to the public URL of the object, also from a signed URL', async () => {
     const easel = await start({
