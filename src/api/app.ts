@@ -15,6 +15,7 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
 import type { TaskService } from '../tasks/service.js';
 import { registerCors } from './cors.js';
+import { createLinkBuilder, type UrlSigner } from './image-delivery.js';
 import { docsPageOptions, homeRoute } from './home-page.js';
 import { registerHostCheck } from './host-check.js';
 import { registerMethodNotAllowed } from './method-not-allowed.js';
@@ -71,6 +72,10 @@ export interface AppDeps {
   hints?: Hints;
   /** LICENSE_API_ENDPOINT: the licence API, for `POST /v1/admin/billing/reconcile`. */
   licenseApi?: { api: LicenseApi; timeoutMs: number } | undefined;
+  /** Signs image URLs that work without an API key; without it `signed_url` is null. */
+  urlSigner?: UrlSigner | undefined;
+  /** EASEL_PRESIGN_SECONDS: lifetime of the presigned URLs image routes redirect to (1 h by default). */
+  presignSeconds?: number;
 }
 
 /** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
@@ -98,7 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHostCheck(app, config);
   registerMethodNotAllowed(app);
   await registerCors(app, config.corsOrigins);
-  registerAuth(app, { pool: deps.pool, mode: config.authMode });
+  registerAuth(app, { pool: deps.pool, mode: config.authMode, signer: deps.urlSigner });
   registerRateLimit(app, { pool: deps.pool, perMinute: config.limits.keyRatePerMinute });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug(
@@ -116,10 +121,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swagger, openApiOptions(config.publicUrl));
   await app.register(swaggerUi, docsPageOptions());
 
-  const baseUrl = config.publicUrl ?? '';
+  const links = createLinkBuilder(config.publicUrl, deps.urlSigner);
   await app.register(taskRoutes, {
     tasks: deps.tasks,
-    baseUrl,
+    links,
     waitMaxSeconds: config.waitMaxSeconds,
     uploadMaxBytes: config.inputs.uploadMaxBytes,
     formFieldMaxBytes: config.bodyLimitBytes,
@@ -127,11 +132,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(eventRoutes, {
     pool: deps.pool,
     hub: deps.hub,
-    baseUrl,
+    links,
     heartbeatMs: config.sseHeartbeatMs,
     limits: { perUser: config.sseMaxPerUser, total: config.sseMaxConnections },
   });
-  await app.register(imageRoutes, { pool: deps.pool, storage: deps.storage });
+  await app.register(imageRoutes, {
+    pool: deps.pool,
+    storage: deps.storage,
+    presignSeconds: deps.presignSeconds ?? 3600,
+  });
   await app.register(uploadRoutes, {
     pool: deps.pool,
     storage: deps.storage,
@@ -149,7 +158,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(adminCredentialRoutes, { credentials: deps.credentials });
   const admin = new AdminService(deps.pool, deps.storage, deps.hints ?? NO_HINTS, (ids) => balancesOf(deps.pool, ids));
-  await app.register(adminTaskRoutes, { admin, baseUrl });
+  await app.register(adminTaskRoutes, { admin, links });
   await app.register(adminQueueRoutes, { admin });
   await app.register(modelRouteRoutes, { router: deps.tasks.router });
   await app.register(creditRoutes, { pool: deps.pool });

@@ -4,6 +4,7 @@ import type { AuthMode } from '../config/config.js';
 import type { Queryable } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import { LOCAL_USER_ID } from '../domain/task.js';
+import { checkSignedRequest, type UrlSigner } from './image-delivery.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -11,12 +12,23 @@ declare module 'fastify' {
     principal: Principal;
     /** `principal.userId`, kept as its own field for the routes that only need the owner. */
     userId: string;
+    /**
+     * The request carries a valid HMAC signature for its path (a task's `signed_url`): it may
+     * read that one image whoever owns it, without an API key (src/api/image-delivery.ts).
+     */
+    signedAccess: boolean;
   }
   interface FastifyContextConfig {
     /** An admin-only route: the auth hook answers 403 ADMIN_REQUIRED to anyone else. */
     admin?: boolean;
   }
 }
+
+/**
+ * Who a signed image request acts as: nobody in particular, without admin rights; the image
+ * routes read `signedAccess` and serve the signed path's image whoever owns it.
+ */
+const SIGNED_URL_READER: Principal = Object.freeze({ userId: LOCAL_USER_ID, role: 'user', keyId: null });
 
 /** Keyless requests in local mode act as the built-in local user, an admin (migration 0009). */
 export const LOCAL_ADMIN: Principal = Object.freeze({ userId: LOCAL_USER_ID, role: 'admin', keyId: null });
@@ -61,10 +73,22 @@ function bearerKey(request: FastifyRequest): string | undefined {
  * local admin (so `npm start` needs no set-up on this machine); `required`: every request needs
  * a key. A key that is sent must be valid in both modes: a wrong key is never quietly ignored.
  */
-export function registerAuth(app: FastifyInstance, options: { pool: Queryable; mode: AuthMode }): void {
+export function registerAuth(
+  app: FastifyInstance,
+  options: { pool: Queryable; mode: AuthMode; signer?: UrlSigner | undefined },
+): void {
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('userId', '');
+  app.decorateRequest('signedAccess', false);
   app.addHook('onRequest', async (request) => {
+    // A signed image URL stands on its signature alone: any key sent along is not looked at,
+    // and a bad or expired signature is refused even when a valid key comes with it.
+    if (checkSignedRequest(request, options.signer)) {
+      request.principal = SIGNED_URL_READER;
+      request.userId = SIGNED_URL_READER.userId;
+      request.signedAccess = true;
+      return;
+    }
     const key = isPublicRoute(request.routeOptions.url) ? undefined : bearerKey(request);
     let principal: Principal | undefined;
     if (key !== undefined) {

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, ErrorCodes, type ErrorCode } from '../domain/errors.js';
 import { isDatabaseUnavailable } from '../db/pool.js';
+import { StorageUnavailableError } from '../storage/storage.js';
 import { describeSchemaErrors, type IssueLocation, type SchemaError } from '../domain/validation.js';
 import { PATTERN_RULES } from './schemas/task.js';
 
@@ -83,6 +84,15 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       request.log.warn({ err: error }, 'request failed: database unavailable');
       reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
       return sendProblem(reply, 'DATABASE_UNAVAILABLE', undefined, {
+        retry_after_seconds: DATABASE_RETRY_AFTER_SECONDS,
+      });
+    }
+    if (error instanceof StorageUnavailableError) {
+      // The bucket is down or gone: not a bug, nothing was recorded; the message names the store
+      // and stays in the log.
+      request.log.error({ err: error }, 'request failed: image storage unavailable');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendProblem(reply, 'STORAGE_UNAVAILABLE', undefined, {
         retry_after_seconds: DATABASE_RETRY_AFTER_SECONDS,
       });
     }

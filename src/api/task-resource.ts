@@ -5,15 +5,14 @@ import type { TaskView } from '../tasks/service.js';
 import { toCredits } from '../billing/money.js';
 import { isTerminal } from '../domain/task.js';
 import type { TaskResource } from './schemas/task.js';
+import type { Links } from './image-delivery.js';
 
-export const inputImageUrl = (baseUrl: string, taskId: string): string => `${baseUrl}/v1/tasks/${taskId}/input-image`;
+export const inputImagePath = (taskId: string): string => `/v1/tasks/${taskId}/input-image`;
 
 /** Where a running task's latest preview is; `v` changes with each new preview so clients can tell. */
-export const previewUrl = (baseUrl: string, taskId: string, version: number): string =>
-  `${baseUrl}/v1/tasks/${taskId}/preview?v=${version}`;
+export const previewPath = (taskId: string, version: number): string => `/v1/tasks/${taskId}/preview?v=${version}`;
 
-export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
-  `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
+export const imagePath = (taskId: string, index: number): string => `/v1/tasks/${taskId}/images/${index}`;
 
 /** An event's images were stored moments before: no `expired_at` yet (and a string once in JSON). */
 type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at' | 'expired_at'> & {
@@ -24,9 +23,10 @@ type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at' |
  * An expired image keeps its url: a client that stored it gets a clear 410 IMAGE_EXPIRED there
  * rather than a link that vanished from the task.
  */
-const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => ({
+const toPublicImage = (links: Links, taskId: string, image: PublicImage) => ({
   index: image.index,
-  url: imageUrl(baseUrl, taskId, image.index),
+  url: links.base + imagePath(taskId, image.index),
+  signed_url: links.signed(imagePath(taskId, image.index)),
   content_type: image.content_type,
   bytes: image.bytes,
   width: image.width,
@@ -43,8 +43,8 @@ const toMilliseconds = (seconds: number | null): number | null =>
 /** An estimate is shown in whole seconds, rounded up: better early than later than promised. */
 const toWholeSeconds = (seconds: number | null): number | null => (seconds === null ? null : Math.ceil(seconds));
 
-/** The task as the API shows it. `baseUrl` is EASEL_PUBLIC_URL, or '' for relative links. */
-export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
+/** The task as the API shows it, with absolute image links (src/api/image-delivery.ts). */
+export function toTaskResource(view: TaskView, links: Links): TaskResource {
   const { task } = view;
   return {
     id: task.id,
@@ -61,7 +61,8 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     priority: task.priority,
     params: task.params,
     input_image: task.input_image && {
-      url: inputImageUrl(baseUrl, task.id),
+      url: links.base + inputImagePath(task.id),
+      signed_url: links.signed(inputImagePath(task.id)),
       content_type: task.input_image.content_type,
       bytes: task.input_image.bytes,
       width: task.input_image.width,
@@ -73,7 +74,7 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     progress: task.progress,
     preview_url:
       task.status === 'running' && task.preview_version !== null
-        ? previewUrl(baseUrl, task.id, task.preview_version)
+        ? links.base + previewPath(task.id, task.preview_version)
         : null,
     attempt: task.attempt,
     max_attempts: task.max_attempts,
@@ -85,7 +86,7 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
     },
     cancel_requested: task.cancel_requested_at !== null,
     error: task.error,
-    images: view.images.map((image) => toPublicImage(baseUrl, task.id, image)),
+    images: view.images.map((image) => toPublicImage(links, task.id, image)),
     predict_time: toMilliseconds(task.predict_time),
     cost: view.charges && isTerminal(task.status) ? toCredits(view.charges.capturedMicro) : null,
     hold: view.charges?.openMicro != null ? toCredits(view.charges.openMicro) : null,
@@ -96,7 +97,7 @@ export function toTaskResource(view: TaskView, baseUrl: string): TaskResource {
 }
 
 /** The `task_update` SSE payload: what changed, when, and the task's state after it. */
-export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
+export function toTaskUpdate(event: TaskEvent, links: Links) {
   const {
     images,
     preview_version: previewVersion,
@@ -110,8 +111,8 @@ export function toTaskUpdate(event: TaskEvent, baseUrl: string) {
     ...state,
     // Progress events say which preview is current (migration 0018); null while there is none.
     ...(previewVersion !== undefined
-      ? { preview_url: previewVersion === null ? null : previewUrl(baseUrl, event.taskId, previewVersion) }
+      ? { preview_url: previewVersion === null ? null : links.base + previewPath(event.taskId, previewVersion) }
       : {}),
-    ...(images ? { images: images.map((image) => toPublicImage(baseUrl, event.taskId, image)) } : {}),
+    ...(images ? { images: images.map((image) => toPublicImage(links, event.taskId, image)) } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/env.js';
 import { CliError } from './client.js';
+import { StorageUnavailableError } from '../storage/storage.js';
 
 /**
  * The one place where an error that stops the CLI becomes a line for the person at the
@@ -39,6 +40,8 @@ interface Errno {
 export function explainError(error: unknown, context: ErrorContext = {}): string {
   if (error instanceof CliError || error instanceof ConfigError) return error.message;
   if (error instanceof UserPathError) return explainUserPath(error);
+  // Before the errno rules: a refused connection here is the bucket's, not DATABASE_URL's.
+  if (error instanceof StorageUnavailableError) return `image storage: ${error.message}`;
   const errno = errnoOf(error);
   const explained = errno && (explainListen(errno, context) ?? explainDatabase(errno, context) ?? explainFile(errno));
   if (explained) return explained;

@@ -9,6 +9,7 @@ import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
 import { readRetention, type RetentionConfig } from './retention.js';
+import { readImageUrlConfig, readStorageConfig, type ImageUrlConfig, type StorageConfig } from './storage.js';
 import { ConfigError, readChoice, readHost, readInt, readLimits, readString, readUrl, type Env } from './env.js';
 import { readPreviewConfig, type PreviewLimits } from './previews.js';
 
@@ -24,7 +25,7 @@ export interface Config {
   authMode: AuthMode;
   /** EASEL_ADMIN_KEY: an admin API key made (once) at start, to bootstrap the first admin. */
   adminKey: string | undefined;
-  /** Base for absolute URLs in answers (image links); unset = relative URLs. */
+  /** Base for absolute URLs in answers (image links); unset = the request's own scheme and Host. */
   publicUrl: string | undefined;
   dataDir: string;
   /** External PostgreSQL; unset = embedded PostgreSQL under `dataDir`. */
@@ -79,6 +80,10 @@ export interface Config {
   licenseApi: LicenseApiConfig | undefined;
   /** EASEL_IMAGE_RETENTION_DAYS, EASEL_TASK_RETENTION_DAYS, gc cadence and orphan grace (docs/retention.md). */
   retention: RetentionConfig;
+  /** EASEL_STORAGE and S3_* / MINIO_*: where image bytes live (docs/storage.md). */
+  storage: StorageConfig;
+  /** Presigned and HMAC-signed image URL lifetimes and the signing key (docs/storage.md). */
+  imageUrls: ImageUrlConfig;
 }
 
 export interface LimitsConfig {
@@ -211,6 +216,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     minBalanceMicro: readMinBalanceMicro(env),
     licenseApi: readLicenseApi(env),
     retention: readRetention(env),
+    storage: readStorageConfig(env),
+    imageUrls: readImageUrlConfig(env),
   };
   if (config.worker.heartbeatMs * 2 > config.worker.deadAfterMs) {
     throw new ConfigError(

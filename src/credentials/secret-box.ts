@@ -30,6 +30,11 @@ export class SecretBox {
     this.#fingerprintKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'easel credential fingerprint v1', 32));
   }
 
+  /** A key for another purpose (e.g. signing image URLs), derived so this key is never reused as is. */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), purpose, 32));
+  }
+
   seal(secret: string): Buffer {
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.#key, nonce);

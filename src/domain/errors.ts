@@ -59,6 +59,9 @@ export const ErrorCodes = {
   LAST_ADMIN: { status: 409, title: 'This is the last admin; make another admin first' },
   BILLING_UNAVAILABLE: { status: 503, title: 'The billing service is not reachable right now; try again shortly' },
   BILLING_NOT_CONFIGURED: { status: 409, title: 'No external billing service is configured (LICENSE_API_ENDPOINT)' },
+  SIGNED_URL_EXPIRED: { status: 403, title: 'This signed image URL has expired; fetch the task again for a fresh one' },
+  SIGNED_URL_INVALID: { status: 403, title: 'The signature of this image URL is not valid' },
+  STORAGE_UNAVAILABLE: { status: 503, title: 'The image store is not reachable right now; try again shortly' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
@@ -84,6 +87,7 @@ export const TaskErrorCodes = {
   ATTEMPT_TIMED_OUT: 'ATTEMPT_TIMED_OUT',
   INTERNAL: 'INTERNAL',
   CANCELED: 'CANCELED',
+  STORAGE_UNAVAILABLE: 'STORAGE_UNAVAILABLE',
 } as const;
 
 /** Normalise any throwable into a non-empty message; keeps `cause` for logs. */

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { buildApp } from '../api/app.js';
@@ -16,7 +17,9 @@ import { createUserUrlFetcher } from '../net/user-url.js';
 import { EventHub } from '../events/hub.js';
 import { createProviderRegistry } from '../providers/index.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import { openStorage } from '../storage/open-storage.js';
+import { UrlSigner } from '../api/image-delivery.js';
+import type { SecretBox } from '../credentials/secret-box.js';
+import { createStorage } from '../storage/create.js';
 import type { Storage } from '../storage/storage.js';
 import { TaskService } from '../tasks/service.js';
 import { Worker } from '../worker/worker.js';
@@ -75,7 +78,12 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const registry =
       options.registry ??
       createProviderRegistry(config.providers, { tokens: createCredentialTokenStore(db.pool, secretBox) });
-    const storage = options.storage ?? openStorage(config);
+    const storage = options.storage ?? createStorage(config.storage, config.dataDir);
+    // Now, not at the first image: a bucket that cannot be reached stops start-up with a
+    // message naming it (src/cli/explain-error.ts), instead of failing every attempt later.
+    // The local folder is made on first write, and /readyz reports when it cannot be.
+    if (storage.driver === 's3') await storage.check();
+    log.info({ storage: describeStorage(config, storage) }, 'image storage ready');
     const listener = new Listener(db.connectionString, Object.values(Channels), log.child({ component: 'listener' }));
     await listener.start();
     cleanups.push(() => listener.close());
@@ -149,6 +157,8 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         log,
         hints: notifier,
         licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
+        urlSigner: urlSignerFor(config, secretBox, log),
+        presignSeconds: config.imageUrls.presignSeconds,
       });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());
@@ -162,4 +172,26 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     await stopAll();
     throw error;
   }
+}
+
+/** For the start-up log: which store, never its keys. */
+function describeStorage(config: Readonly<Config>, storage: Storage): string {
+  if (config.storage.driver === 's3' && storage.driver === 's3') {
+    return `s3 bucket ${config.storage.bucket} at ${config.storage.endpoint ?? `AWS S3 ${config.storage.region}`}`;
+  }
+  return storage.driver === 'local' ? `local folder ${path.join(config.dataDir, 'images')}` : storage.driver;
+}
+
+/**
+ * EASEL_URL_SIGNING_KEY, else a key derived from the secret key (EASEL_SECRET_KEY or the
+ * embedded mode's key file), so every API process sharing that key accepts the others' signed
+ * URLs. With neither, answers carry `signed_url: null`, and this says why once.
+ */
+function urlSignerFor(config: Readonly<Config>, secretBox: SecretBox | undefined, log: Logger): UrlSigner | undefined {
+  const key = config.imageUrls.signingKey ?? secretBox?.deriveKey('easel image url signing v1');
+  if (key) return new UrlSigner(key, config.imageUrls.signedUrlSeconds);
+  log.warn(
+    'no key to sign image URLs (neither EASEL_URL_SIGNING_KEY nor EASEL_SECRET_KEY is set, and the database is external): signed_url is null in task answers; set EASEL_URL_SIGNING_KEY on every API process',
+  );
+  return undefined;
 }

@@ -46,3 +46,11 @@ export function assertSafeKey(key: string): void {
     throw new StorageKeyError(`unsafe storage key ${JSON.stringify(key)}`);
   }
 }
+
+/**
+ * The store could not be reached or refused the operation (network, missing bucket, denied).
+ * The worker treats it as a retryable attempt failure: the image is produced again later.
+ */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError';
+}

@@ -19,7 +19,7 @@ import {
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Credential, GeneratedImage, TaskInput } from '../providers/types.js';
 import { readStoredBytes } from '../inputs/read-stored.js';
-import type { Storage } from '../storage/storage.js';
+import { StorageUnavailableError, type Storage } from '../storage/storage.js';
 import {
   cancelAttempt,
   failAttempt,
@@ -313,6 +313,15 @@ function classifyError(error: unknown, abortedFor: AbortWhy | undefined): Failur
   }
   if (error instanceof CredentialGoneError) {
     return { errorClass: 'retryable', error: { code: 'CREDENTIAL_GONE', message: error.message } };
+  }
+  if (error instanceof StorageUnavailableError) {
+    // The bucket is down or gone: the image is made again on a later attempt. The store's
+    // address and its answer go to the log, not to the task's user.
+    return {
+      errorClass: 'retryable',
+      error: { code: TaskErrorCodes.STORAGE_UNAVAILABLE, message: 'the image store could not be reached; retrying' },
+      unexpected: true,
+    };
   }
   // A bug or an infrastructure hiccup (disk, database): worth another attempt, and worth a log
   // line. Its text may hold file paths or database details, so the task gets a safe message.

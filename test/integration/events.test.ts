@@ -41,7 +41,7 @@ describe('GET /v1/events', () => {
     expect(updates.every((u) => u.task_id === task.id)).toBe(true);
     const last = updates.at(-1)!;
     expect(last.images).toEqual([
-      expect.objectContaining({ url: `/v1/tasks/${task.id}/images/0`, content_type: 'image/png' }),
+      expect.objectContaining({ url: `${easel.url}/v1/tasks/${task.id}/images/0`, content_type: 'image/png' }),
     ]);
   });
 

@@ -49,7 +49,7 @@ const snapshot = async () => ({
   uploads: await count('uploads'),
   files: await storedInputs(),
 });
-const bytesOf = async (url: string) => Buffer.from(await (await fetch(easel.url + url)).arrayBuffer());
+const bytesOf = async (url: string) => Buffer.from(await (await fetch(url)).arrayBuffer());
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 /** The fetcher production uses, with its defaults: only public addresses. */
@@ -147,8 +147,8 @@ describe('img2img on sketch', () => {
     // The input is recorded on the task (no storage key shown) and served at its own URL.
     expect(done.input_image).toMatchObject({ content_type: 'image/png', width: 64, height: 64 });
     expect(done.input_image).not.toHaveProperty('storage_key');
-    expect(done.input_image!.url).toBe(`/v1/tasks/${done.id}/input-image`);
-    const input = await fetch(easel.url + done.input_image!.url);
+    expect(done.input_image!.url).toBe(`${easel.url}/v1/tasks/${done.id}/input-image`);
+    const input = await fetch(done.input_image!.url);
     expect(input.status).toBe(200);
     expect(input.headers.get('content-type')).toBe('image/png');
     expect(sha256(Buffer.from(await input.arrayBuffer()))).toBe(done.input_image!.sha256);

@@ -245,7 +245,7 @@ describe('hf-space through Easel', () => {
       expect(submitted.status, JSON.stringify(submitted.body)).toBe(202);
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed'], 30_000);
       expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
-      const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+      const bytes = Buffer.from(await (await fetch(done.images[0]!.url)).arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'png', width: 128, height: 128 });
       const [r, g] = await meanRgb(bytes);
       // The fake negates the input: green becomes magenta.

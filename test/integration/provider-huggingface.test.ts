@@ -199,7 +199,7 @@ describe('huggingface through Easel', () => {
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed'], 30_000);
       expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
       expect(done.model).toBe(MODEL);
-      const response = await fetch(easel.url + done.images[0]!.url);
+      const response = await fetch(done.images[0]!.url);
       const bytes = Buffer.from(await response.arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'png', width: 64, height: 64 });
 

@@ -384,7 +384,7 @@ describe('openai: through Easel', () => {
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed']);
       expect(done.status).toBe('succeeded');
       expect(done.images[0]).toMatchObject({ content_type: 'image/png', width: 1536, height: 1024 });
-      const response = await fetch(easel.url + done.images[0]!.url);
+      const response = await fetch(done.images[0]!.url);
       const bytes = Buffer.from(await response.arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'png', width: 1536, height: 1024 });
       expect(lastRequest().authorization).toBe(`Bearer ${KEY}`);

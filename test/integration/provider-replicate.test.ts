@@ -323,8 +323,8 @@ describe('replicate through Easel', () => {
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
     expect(done.predict_time).toBe(1.25);
     const image = done.images[0]!;
-    expect(image.url.startsWith('/')).toBe(true);
-    const response = await fetch(easel.url + image.url);
+    expect(image.url.startsWith(`${easel.url}/v1/tasks/`)).toBe(true);
+    const response = await fetch(image.url);
     const bytes = Buffer.from(await response.arrayBuffer());
     const prediction = [...fake.predictions.values()][0]!;
     expect(sha256(bytes)).toBe(sha256(prediction.files[0]!));
@@ -407,7 +407,7 @@ describe('a worker killed after Replicate accepted the prediction', () => {
     expect(done.attempt).toBe(2);
     expect(fake.creates).toBe(1);
     expect(fake.cancels).toEqual([]);
-    const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+    const bytes = Buffer.from(await (await fetch(done.images[0]!.url)).arrayBuffer());
     expect(sha256(bytes)).toBe(sha256(accepted.files[0]!));
   }, 90_000);
 });

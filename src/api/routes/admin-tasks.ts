@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AdminService } from '../../admin/service.js';
 import { requireAdmin } from '../auth.js';
@@ -14,22 +15,23 @@ import {
 } from '../schemas/admin.js';
 import { ProblemSchema } from '../schemas/task.js';
 import { toTaskResource } from '../task-resource.js';
+import { linksFor, type LinkBuilder } from '../image-delivery.js';
 
 export interface AdminTaskRoutesOptions {
   admin: AdminService;
-  baseUrl: string;
+  links: LinkBuilder;
 }
 
 const problems = { 400: ProblemSchema, 403: ProblemSchema };
 
 /** Every user's tasks, and the dead letters (failed tasks) with retry and purge: admins only. */
-export const adminTaskRoutes: FastifyPluginAsyncTypebox<AdminTaskRoutesOptions> = async (app, { admin, baseUrl }) => {
+export const adminTaskRoutes: FastifyPluginAsyncTypebox<AdminTaskRoutesOptions> = async (app, { admin, links }) => {
   app.addHook('onRequest', requireAdmin);
 
-  const page = async (query: Parameters<typeof admin.listTasks>[0]) => {
+  const page = async (request: FastifyRequest, query: Parameters<typeof admin.listTasks>[0]) => {
     const { views, nextCursor } = await admin.listTasks(query);
     return {
-      data: views.map((view) => ({ ...toTaskResource(view, baseUrl), user_id: view.userId })),
+      data: views.map((view) => ({ ...toTaskResource(view, linksFor(links, request)), user_id: view.userId })),
       next_cursor: nextCursor,
     };
   };
@@ -49,7 +51,7 @@ export const adminTaskRoutes: FastifyPluginAsyncTypebox<AdminTaskRoutesOptions> 
     async (request) => {
       const { limit, cursor } = readPageQuery(request.query);
       const { user_id, status, provider } = request.query;
-      return page({
+      return page(request, {
         userId: user_id,
         status,
         provider,
@@ -73,7 +75,7 @@ export const adminTaskRoutes: FastifyPluginAsyncTypebox<AdminTaskRoutesOptions> 
     async (request) => {
       const { limit, cursor } = readPageQuery(request.query);
       const { user_id, provider, error_code } = request.query;
-      return page({
+      return page(request, {
         status: 'failed',
         userId: user_id,
         provider,

@@ -11,12 +11,13 @@ import { StreamSlots, type StreamLimits } from '../../events/stream-slots.js';
 import { sendProblem } from '../problem.js';
 import { ProblemSchema, Uuid } from '../schemas/task.js';
 import { toTaskUpdate } from '../task-resource.js';
+import { linksFor, type LinkBuilder } from '../image-delivery.js';
 import { taskOwnerFor } from '../task-owner.js';
 
 export interface EventRoutesOptions {
   pool: Pool;
   hub: EventHub;
-  baseUrl: string;
+  links: LinkBuilder;
   heartbeatMs: number;
   limits: StreamLimits;
 }
@@ -29,7 +30,7 @@ const STREAM_RETRY_AFTER_SECONDS = 10;
 
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (
   app,
-  { pool, hub, baseUrl, heartbeatMs, limits },
+  { pool, hub, links, heartbeatMs, limits },
 ) => {
   const slots = new StreamSlots(limits);
 
@@ -58,6 +59,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       },
     },
     async (request, reply) => {
+      // Links are signed as each update goes out, so they stay fresh on a long-lived stream.
+      const streamLinks = linksFor(links, request);
       const { userId } = request;
       const taskId = request.query.task_id;
       const lastEventId = request.headers['last-event-id'] ?? request.query.last_event_id;
@@ -132,7 +135,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         if (!open) return;
         if (!sentThrough || compareCursors(event.cursor, sentThrough) > 0) {
           sentThrough = event.cursor;
-          const update = toTaskUpdate(event, baseUrl);
+          const update = toTaskUpdate(event, streamLinks);
           write(`id: ${update.event_id}\nevent: task_update\ndata: ${JSON.stringify(update)}\n\n`);
         }
         // Sent now or earlier, the task's final event ends a task stream.

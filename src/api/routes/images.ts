@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../../db/pool.js';
@@ -7,31 +7,46 @@ import type { Storage } from '../../storage/storage.js';
 import { findTaskPreview } from '../../tasks/previews.js';
 import { findImage, findTask } from '../../tasks/queries.js';
 import { Uuid } from '../schemas/task.js';
+import type { TaskOwner } from '../../tasks/queries.js';
+import { deliverImage, SIGNED_QUERY_DESCRIPTION } from '../image-delivery.js';
 import { taskOwnerFor } from '../task-owner.js';
 
-export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
+/** The query of a signable image URL: both parameters, or neither (then an API key is needed). */
+export const SignedQuery = Type.Object({
+  expires: Type.Optional(Type.String({ pattern: '^[0-9]{1,12}$', description: SIGNED_QUERY_DESCRIPTION.expires })),
+  signature: Type.Optional(Type.String({ maxLength: 100, description: SIGNED_QUERY_DESCRIPTION.signature })),
+});
+
+/** A signed URL reaches the image it was signed for, whoever owns the task. */
+export const imageOwnerFor = (request: FastifyRequest): TaskOwner =>
+  request.signedAccess ? null : taskOwnerFor(request);
+
+export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage; presignSeconds: number }> = async (
   app,
-  { pool, storage },
+  { pool, storage, presignSeconds },
 ) => {
+  const delivery = { storage, presignSeconds };
   app.get(
     '/v1/tasks/:id/images/:index',
     {
       schema: {
         summary: "Download one of a task's images",
-        description: 'A stable URL: the bytes behind it never change, so it is cacheable forever.',
+        description:
+          "A stable URL: the bytes behind it never change. With S3 storage the answer is a 302 to a fresh public or presigned URL of the object; otherwise the bytes themselves. With `expires` and `signature` (a task's `signed_url`) no API key is needed until it expires.",
         tags: ['tasks'],
         params: Type.Object({
           id: Uuid({ description: 'The task id.' }),
           index: Type.String({ pattern: '^[0-9]{1,2}$' }),
         }),
+        querystring: SignedQuery,
         produces: ['image/png', 'image/jpeg', 'image/webp'],
       },
     },
     async (request, reply) => {
-      const image = await findImage(pool, taskOwnerFor(request), request.params.id, Number(request.params.index));
+      const image = await findImage(pool, imageOwnerFor(request), request.params.id, Number(request.params.index));
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
       if (image.expired_at) throw imageExpired(image.expired_at);
-      return sendStoredImage(request, reply, storage, image, 'image');
+      return deliverImage(request, reply, delivery, image, 'image');
     },
   );
 
@@ -43,15 +58,16 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
         description: 'The checked input the task runs on: upright, without metadata, sized for the model.',
         tags: ['tasks'],
         params: Type.Object({ id: Uuid({ description: 'The task id.' }) }),
+        querystring: SignedQuery,
         produces: ['image/png'],
       },
     },
     async (request, reply) => {
-      const task = await findTask(pool, taskOwnerFor(request), request.params.id);
+      const task = await findTask(pool, imageOwnerFor(request), request.params.id);
       if (!task) throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id}`);
       const input = task.input_image;
       if (!input) throw new ApiError('IMAGE_NOT_FOUND', 'the task has no input image; only img2img tasks do');
-      return sendStoredImage(request, reply, storage, input, 'input image');
+      return deliverImage(request, reply, delivery, input, 'input image');
     },
   );
 
@@ -92,27 +108,4 @@ export function imageExpired(expiredAt: Date): ApiError {
     `this image expired on ${expiredAt.toISOString()} under the retention settings (EASEL_IMAGE_RETENTION_DAYS, or EASEL_TASK_RETENTION_DAYS for a task kept for its billing records) and its bytes were deleted; the task keeps its size, seed and sha256`,
     { expired_at: expiredAt.toISOString() },
   );
-}
-
-/**
- * Serve an image recorded with its sha256: the bytes behind its URL never change, so the ETag is
- * the sha256 and it may be cached for a year (by this user only). A recorded image whose bytes
- * are gone from storage is a 404 and an error in the log, never a 500.
- */
-async function sendStoredImage(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  storage: Storage,
-  image: { sha256: string; storage_key: string; content_type: string },
-  what: string,
-) {
-  const etag = `"${image.sha256}"`;
-  reply.header('etag', etag).header('cache-control', 'private, max-age=31536000, immutable');
-  if (request.headers['if-none-match'] === etag) return reply.code(304).send();
-  const object = await storage.get(image.storage_key);
-  if (!object) {
-    request.log.error({ key: image.storage_key }, `${what} recorded but missing from storage`);
-    throw new ApiError('IMAGE_NOT_FOUND', `the ${what} is recorded but its bytes are missing from storage`);
-  }
-  return reply.type(image.content_type).header('content-length', object.size).send(object.body);
 }

@@ -16,11 +16,13 @@ import { multipartSubmitLimits, readSubmitForm } from '../multipart-submit.js';
 import { readPageQuery } from '../page-query.js';
 import { preferredWaitSeconds } from '../prefer.js';
 import { toTaskResource } from '../task-resource.js';
+import { linksFor, type LinkBuilder } from '../image-delivery.js';
 import { taskOwnerFor } from '../task-owner.js';
 
 export interface TaskRoutesOptions {
   tasks: TaskService;
-  baseUrl: string;
+  /** Absolute (and signed) image links: EASEL_PUBLIC_URL or the request's own origin. */
+  links: LinkBuilder;
   waitMaxSeconds: number;
   /** EASEL_UPLOAD_MAX_BYTES: the largest `image` file of a multipart submit (413 beyond). */
   uploadMaxBytes: number;
@@ -33,7 +35,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
   app,
-  { tasks, baseUrl, waitMaxSeconds, uploadMaxBytes, formFieldMaxBytes },
+  { tasks, links, waitMaxSeconds, uploadMaxBytes, formFieldMaxBytes },
 ) => {
   // Problems a submit can answer beyond the common ones: a full queue.
   const submitProblems = { ...problems, 503: ProblemSchema };
@@ -99,7 +101,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
         return reply
           .code(waited && isTerminal(current.task.status) ? 200 : 202)
           .header('location', `/v1/tasks/${current.task.id}`)
-          .send(toTaskResource(current, baseUrl));
+          .send(toTaskResource(current, linksFor(links, request)));
       },
     );
   });
@@ -114,7 +116,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
         response: { 200: TaskSchema, ...problems },
       },
     },
-    async (request) => toTaskResource(await tasks.get(taskOwnerFor(request), request.params.id), baseUrl),
+    async (request) =>
+      toTaskResource(await tasks.get(taskOwnerFor(request), request.params.id), linksFor(links, request)),
   );
 
   app.get(
@@ -131,7 +134,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       const { status, provider } = request.query;
       const { limit, cursor } = readPageQuery(request.query);
       const page = await tasks.list(request.userId, { status, provider, before: cursor, limit });
-      return { data: page.views.map((view) => toTaskResource(view, baseUrl)), next_cursor: page.nextCursor };
+      return {
+        data: page.views.map((view) => toTaskResource(view, linksFor(links, request))),
+        next_cursor: page.nextCursor,
+      };
     },
   );
 
@@ -149,7 +155,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
     },
     async (request, reply) => {
       const { outcome, view } = await tasks.cancel(taskOwnerFor(request), request.params.id);
-      return reply.code(outcome === 'canceled' ? 200 : 202).send(toTaskResource(view, baseUrl));
+      return reply.code(outcome === 'canceled' ? 200 : 202).send(toTaskResource(view, linksFor(links, request)));
     },
   );
 
@@ -164,6 +170,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       },
     },
     async (request, reply) =>
-      reply.code(202).send(toTaskResource(await tasks.retry(taskOwnerFor(request), request.params.id), baseUrl)),
+      reply
+        .code(202)
+        .send(toTaskResource(await tasks.retry(taskOwnerFor(request), request.params.id), linksFor(links, request))),
   );
 };

@@ -105,7 +105,15 @@ export const TaskErrorSchema = Type.Object({ code: Type.String(), message: Type.
 
 export const ImageSchema = Type.Object({
   index: Type.Integer(),
-  url: Type.String({ description: 'Stable URL of the image bytes.' }),
+  url: Type.String({
+    description: 'Stable absolute URL of the image (needs an API key); with S3 storage it redirects to the object.',
+  }),
+  signed_url: Nullable(
+    Type.String({
+      description:
+        'The same URL signed to work without an API key (for an `<img>` tag) until it expires (EASEL_SIGNED_URL_SECONDS); null when the server has no signing key.',
+    }),
+  ),
   content_type: Type.String(),
   bytes: Type.Integer(),
   width: Type.Integer(),
@@ -122,7 +130,10 @@ export const ImageSchema = Type.Object({
 });
 
 export const InputImageSchema = Type.Object({
-  url: Type.String({ description: 'Where the checked input image is served.' }),
+  url: Type.String({ description: 'Where the checked input image is served (absolute).' }),
+  signed_url: Nullable(
+    Type.String({ description: 'The same URL signed to work without an API key until it expires.' }),
+  ),
   content_type: Type.String(),
   bytes: Type.Integer(),
   width: Type.Integer(),

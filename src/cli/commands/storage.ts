@@ -5,7 +5,7 @@ import { migrate } from '../../db/migrate.js';
 import { createLogger } from '../../log.js';
 import { collectGarbage, gcSkipped, type GcReport } from '../../retention/gc.js';
 import { openDatabase } from '../../runtime/database.js';
-import { openStorage } from '../../storage/open-storage.js';
+import { createStorage } from '../../storage/create.js';
 import { examples } from '../options.js';
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -26,7 +26,7 @@ export async function runStorageGc(options: { dryRun?: boolean; json?: boolean }
   const db = await openDatabase(config, log, { poolSize: 3 });
   try {
     await migrate(db.pool, log);
-    const outcome = await collectGarbage(db.pool, openStorage(config), {
+    const outcome = await collectGarbage(db.pool, createStorage(config.storage, config.dataDir), {
       retention: config.retention,
       dryRun: options.dryRun ?? false,
       onStorageError: (key, error) => log.warn({ err: error, key }, 'could not delete an object; it stays queued'),
