@@ -117,8 +117,8 @@ describe('a1111 progress previews', () => {
       previewUrl = task.preview_url;
       if (!previewUrl) await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    expect(previewUrl).toMatch(new RegExp(`^/v1/tasks/${id}/preview\\?v=\\d+$`));
-    const response = await fetch(easel.url + previewUrl!);
+    expect(previewUrl).toMatch(new RegExp(`^${easel.url}/v1/tasks/${id}/preview\\?v=\\d+$`));
+    const response = await fetch(previewUrl!);
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('image/png');
     expect(response.headers.get('cache-control')).toContain('no-store');

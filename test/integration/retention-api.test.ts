@@ -70,7 +70,7 @@ describe('easel storage gc and expired images through the API', () => {
 
     const task = await api(easel.url, 'GET', `/v1/tasks/${old}`);
     expect(task.body.images[0]).toMatchObject({
-      url: `/v1/tasks/${old}/images/0`,
+      url: `${easel.url}/v1/tasks/${old}/images/0`,
       expired_at: problem.expired_at,
     });
     expect((await api(easel.url, 'GET', `/v1/tasks/${young}`)).body.images[0]!.expired_at).toBeNull();
