@@ -11,6 +11,9 @@ export const inputImageUrl = (baseUrl: string, taskId: string): string => `${bas
 export const imageUrl = (baseUrl: string, taskId: string, index: number): string =>
   `${baseUrl}/v1/tasks/${taskId}/images/${index}`;
 
+export const thumbnailUrl = (baseUrl: string, taskId: string, index: number): string =>
+  `${imageUrl(baseUrl, taskId, index)}/thumbnail`;
+
 type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at'>;
 
 const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => ({
@@ -22,6 +25,8 @@ const toPublicImage = (baseUrl: string, taskId: string, image: PublicImage) => (
   height: image.height,
   seed: image.seed,
   sha256: image.sha256,
+  // Events recorded before migration 0015 carry no thumbnail fields at all: undefined, not null.
+  thumbnail_url: image.thumbnail_sha256 ? thumbnailUrl(baseUrl, taskId, image.index) : null,
 });
 
 /** Seconds to the millisecond: finer digits are measurement noise, not information. */

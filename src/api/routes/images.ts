@@ -7,6 +7,7 @@ import type { Storage } from '../../storage/storage.js';
 import { findImage, findTask } from '../../tasks/queries.js';
 import { Uuid } from '../schemas/task.js';
 import { taskOwnerFor } from '../task-owner.js';
+import { storedThumbnail, THUMBNAIL_CONTENT_TYPE, THUMBNAIL_MAX_SIDE } from '../../images/thumbnail.js';
 
 export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Storage }> = async (
   app,
@@ -30,6 +31,30 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       const image = await findImage(pool, taskOwnerFor(request), request.params.id, Number(request.params.index));
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
       return sendStoredImage(request, reply, storage, image, 'image');
+    },
+  );
+
+  app.get(
+    '/v1/tasks/:id/images/:index/thumbnail',
+    {
+      schema: {
+        summary: "Download a small preview of one of a task's images",
+        description: `A WebP at most ${THUMBNAIL_MAX_SIDE} px on its longest side, made once when the image was stored. Stable and cacheable like the image.`,
+        tags: ['tasks'],
+        params: Type.Object({
+          id: Uuid({ description: 'The task id.' }),
+          index: Type.String({ pattern: '^[0-9]{1,2}$' }),
+        }),
+        produces: [THUMBNAIL_CONTENT_TYPE],
+      },
+    },
+    async (request, reply) => {
+      const image = await findImage(pool, taskOwnerFor(request), request.params.id, Number(request.params.index));
+      if (!image) throw new ApiError('IMAGE_NOT_FOUND');
+      const thumbnail = storedThumbnail(image);
+      if (!thumbnail)
+        throw new ApiError('IMAGE_NOT_FOUND', 'the image was stored before thumbnails existed; it has none');
+      return sendStoredImage(request, reply, storage, thumbnail, 'thumbnail');
     },
   );
 
@@ -59,7 +84,7 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
  * the sha256 and it may be cached for a year (by this user only). A recorded image whose bytes
  * are gone from storage is a 404 and an error in the log, never a 500.
  */
-async function sendStoredImage(
+export async function sendStoredImage(
   request: FastifyRequest,
   reply: FastifyReply,
   storage: Storage,
