@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { isLossy, OUTPUT_CONTENT_TYPES, type OutputFormat } from '../domain/output-format.js';
 import type { TaskParams } from '../domain/task.js';
 import { RetryableError } from '../providers/errors.js';
-import { encodedImage, type EncodedImage } from './encoded-image.js';
+import { encodedImage, WEBP_EFFORT, type EncodedImage } from './encoded-image.js';
 import { metadataBlocks } from './metadata-blocks.js';
 import { withPngText } from './png-chunks.js';
 import { makeThumbnail } from './thumbnail.js';
@@ -86,7 +86,7 @@ async function convert(
   try {
     let pipeline = sharp(source, { limitInputPixels: MAX_PIXELS }).rotate();
     if (format === 'jpeg') pipeline = pipeline.flatten({ background: '#ffffff' }).jpeg({ quality: options.quality });
-    else if (format === 'webp') pipeline = pipeline.webp({ quality: options.quality });
+    else if (format === 'webp') pipeline = pipeline.webp({ quality: options.quality, effort: WEBP_EFFORT });
     else pipeline = pipeline.png();
     const { data, info } = await pipeline.toBuffer({ resolveWithObject: true });
     return encodedImage(data, OUTPUT_CONTENT_TYPES[format], info.width, info.height);

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { encodedImage, type EncodedImage } from './encoded-image.js';
+import { encodedImage, WEBP_EFFORT, type EncodedImage } from './encoded-image.js';
 
 /** Longest side of a thumbnail, in pixels: enough for a listing or a console grid. */
 export const THUMBNAIL_MAX_SIDE = 256;
@@ -20,7 +20,7 @@ export const thumbnailKey = (imageKey: string): string => `${imageKey}.thumb.web
 export async function makeThumbnail(image: Buffer): Promise<EncodedImage> {
   const { data, info } = await sharp(image, { limitInputPixels: false })
     .resize(THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE, { fit: 'inside', withoutEnlargement: true })
-    .webp({ quality: THUMBNAIL_QUALITY })
+    .webp({ quality: THUMBNAIL_QUALITY, effort: WEBP_EFFORT })
     .toBuffer({ resolveWithObject: true });
   return encodedImage(data, THUMBNAIL_CONTENT_TYPE, info.width, info.height);
 }
