@@ -10,6 +10,7 @@ import { createLocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
+import { openSse } from '../helpers/sse.js';
 
 /** What the first bytes say the file is, independent of sharp and of any header. */
 function sniff(data: Buffer): string {
@@ -79,6 +80,11 @@ describe('output formats with the default config', () => {
       const again = await download(easel.url, image.thumbnail_url!, { 'if-none-match': thumbnail.etag! });
       expect(again.status).toBe(304);
     }
+    // Live clients get the same links from the success event, with no second request.
+    const stream = await openSse(`${easel.url}/v1/events?task_id=${task.id}`);
+    await stream.ended;
+    const succeeded = stream.updates().find((update) => update.type === 'task:succeeded');
+    expect(succeeded?.images).toEqual(task.images);
     const { rows } = await easel.pool.query(
       'SELECT storage_key, thumbnail_bytes, thumbnail_width, thumbnail_height FROM task_images WHERE task_id = $1 ORDER BY index',
       [task.id],
