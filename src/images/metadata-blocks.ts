@@ -46,7 +46,7 @@ const SOS = 0xda;
 const APP0 = 0xe0; // JFIF header: density and version only
 const APP14 = 0xee; // Adobe: the colour transform decoders need
 
-/** Segments before the scan (ITU T.81 §B.1.1.4): APP1–APP15 but APP0 and APP14, and COM. */
+/** Segments before the scan (ITU T.81, the JPEG standard): APP1–APP15 but APP0 and APP14, and COM. */
 function jpegBlocks(data: Buffer): string[] {
   if (data[0] !== 0xff || data[1] !== SOI) return ['malformed'];
   const found: string[] = [];
@@ -68,7 +68,7 @@ function jpegBlocks(data: Buffer): string[] {
   }
 }
 
-/** Chunks of the RIFF container (RFC 9649 §2.7): image data and animation only; EXIF, XMP, ICCP are not. */
+/** Chunks of the RIFF container (RFC 9649, the WebP container): image data and animation only; EXIF, XMP, ICCP are not. */
 const WEBP_PIXEL_CHUNKS = new Set(['VP8 ', 'VP8L', 'VP8X', 'ALPH', 'ANIM', 'ANMF']);
 
 function webpBlocks(data: Buffer): string[] {

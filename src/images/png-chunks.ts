@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
 
 /**
- * PNG chunk reading and writing (PNG spec, 3rd edition, §5 and §11.3.3): just enough to list a
+ * PNG chunk reading and writing (the PNG specification: chunk layout and "Textual information"): just enough to list a
  * file's chunks and to add text chunks, which sharp cannot write.
  */
 
@@ -54,14 +54,14 @@ export function encodePngChunk(type: string, data: Buffer): Buffer {
   return Buffer.concat([head, data, crc]);
 }
 
-// tEXt holds Latin-1 only (§11.3.3.2): printable characters and the line feed.
+// tEXt holds Latin-1 only: printable characters and the line feed.
 const LATIN1_TEXT = /^[\n\u0020-\u007e\u00a1-\u00ff]*$/;
 // Keywords are 1–79 printable Latin-1 characters, no leading, trailing or double spaces.
 const KEYWORD = /^(?! )(?!.* {2})(?!.* $)[\u0020-\u007e\u00a1-\u00ff]{1,79}$/;
 
 /**
  * A text chunk for `keyword`: tEXt when the text is Latin-1 (every reader knows it), otherwise
- * an uncompressed iTXt (§11.3.3.4), whose text is UTF-8, so any prompt survives unchanged.
+ * an uncompressed iTXt, whose text is UTF-8, so any prompt survives unchanged.
  */
 export function textChunk(keyword: string, text: string): Buffer {
   if (!KEYWORD.test(keyword)) throw new RangeError(`not a PNG text keyword: ${JSON.stringify(keyword)}`);
