@@ -4,6 +4,7 @@ import type { Storage } from '../storage/storage.js';
 import { anyTasksStatement, type AnyTaskFilter } from './queries.js';
 import { requeueAnyOwnersTask } from './requeue.js';
 import type { TaskRow } from './rows.js';
+import { thumbnailKey } from '../images/thumbnail.js';
 
 /**
  * Dead letters are failed tasks: attempts used up, or a failure no retry could fix. An admin
@@ -155,8 +156,8 @@ export async function purgeDeadLetters(
     selection,
     async (client, tasks) => {
       const ids = tasks.map((task) => task.id);
-      const { rows: images } = await client.query<{ storage_key: string }>(
-        'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key',
+      const { rows: images } = await client.query<{ storage_key: string; thumbnail_sha256: string | null }>(
+        'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key, thumbnail_sha256',
         [ids],
       );
       const { rows: inputs } = await client.query<{ storage_key: string }>(
@@ -167,7 +168,11 @@ export async function purgeDeadLetters(
         [ids],
       );
       await client.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'failed'`, [ids]);
-      return [...images.map((row) => row.storage_key), ...inputs.map((row) => row.storage_key)];
+      // An image's thumbnail (migration 0015) lives beside it and goes with it.
+      const imageKeys = images.flatMap((row) =>
+        row.thumbnail_sha256 ? [row.storage_key, thumbnailKey(row.storage_key)] : [row.storage_key],
+      );
+      return [...imageKeys, ...inputs.map((row) => row.storage_key)];
     },
     deleteFiles,
   );
