@@ -19,6 +19,7 @@ const NUMERIC_FIELDS = new Set([
   'priority',
   'max_attempts',
   'strength',
+  'output_quality',
 ]);
 const NUMBER = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 

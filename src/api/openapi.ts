@@ -292,6 +292,22 @@ const OPERATIONS: Record<string, OperationFacts> = {
     headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
     requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
   },
+  'GET /v1/tasks/{id}/images/{index}/thumbnail': {
+    operationId: 'getTaskImageThumbnail',
+    problems: {
+      400: BAD_REQUEST,
+      404: `The task has no image at that index, or the image was stored before thumbnails existed (${codes('IMAGE_NOT_FOUND')}).`,
+    },
+    responses: {
+      200: {
+        description: 'The thumbnail: WebP, at most 256 px on its longest side.',
+        content: { 'image/webp': { schema: image } },
+      },
+      304: { description: '`If-None-Match` names the current ETag: the copy you have is the thumbnail.' },
+    },
+    headers: { 200: ['ETag', 'Cache-Control'], 304: ['ETag', 'Cache-Control'] },
+    requestHeaders: [{ name: 'If-None-Match', description: 'An ETag from an earlier answer; a match answers 304.' }],
+  },
   'GET /v1/tasks/{id}/input-image': {
     operationId: 'getTaskInputImage',
     problems: {

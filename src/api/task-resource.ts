@@ -14,6 +14,8 @@ export const previewPath = (taskId: string, version: number): string => `/v1/tas
 
 export const imagePath = (taskId: string, index: number): string => `/v1/tasks/${taskId}/images/${index}`;
 
+export const thumbnailPath = (taskId: string, index: number): string => `${imagePath(taskId, index)}/thumbnail`;
+
 /** An event's images were stored moments before: no `expired_at` yet (and a string once in JSON). */
 type PublicImage = Omit<TaskImageRow, 'task_id' | 'storage_key' | 'created_at' | 'expired_at'> & {
   expired_at?: Date | string | null;
@@ -34,6 +36,9 @@ const toPublicImage = (links: Links, taskId: string, image: PublicImage) => ({
   seed: image.seed,
   sha256: image.sha256,
   expired_at: image.expired_at ? new Date(image.expired_at).toISOString() : null,
+  // Events recorded before migration 0015 carry no thumbnail fields at all: undefined, not null.
+  thumbnail_url: image.thumbnail_sha256 ? links.base + thumbnailPath(taskId, image.index) : null,
+  thumbnail_signed_url: image.thumbnail_sha256 ? links.signed(thumbnailPath(taskId, image.index)) : null,
 });
 
 /** Seconds to the millisecond: finer digits are measurement noise, not information. */

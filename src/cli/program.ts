@@ -22,6 +22,7 @@ import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './comma
 import { addUser, listUsers, removeUser } from './commands/users.js';
 import type { ErrorContext } from './explain-error.js';
 import { collectOption, examples, fraction, integer, integerFrom } from './options.js';
+import { OUTPUT_FORMATS } from '../domain/output-format.js';
 import type { Roles } from '../runtime/easel.js';
 
 // src/cli/program.ts and dist/cli/program.js both sit two levels below the package root.
@@ -122,6 +123,12 @@ export function buildProgram(errorContext: ErrorContext): Command {
       'img2img: start from this image (a file is uploaded; data: and upload:<id> pass through)',
     )
     .option('--strength <0-1>', 'img2img: how far to move from the image, 0–1 (default 0.75)', fraction)
+    .addOption(
+      new Option('--format <format>', "store the images as png, webp or jpeg (default: the server's)").choices(
+        OUTPUT_FORMATS,
+      ),
+    )
+    .option('--quality <1-100>', "jpeg or webp quality (default: the server's, 90)", integerFrom(1, 100))
     .option('--out <dir>', 'where to save images (created if missing)', '.')
     .option('--json', 'print the finished task as JSON on stdout (progress still goes to stderr)')
     .addHelpText(
@@ -131,6 +138,7 @@ export function buildProgram(errorContext: ErrorContext): Command {
         'easel generate "as a watercolour" --image ./photo.png --strength 0.6',
         'easel generate "a red kite" --n 4 --width 512 --height 512 --priority 8',
         'easel generate "slow on purpose" --option delay_ms=5000',
+        'easel generate "a fox" --format webp --quality 80',
         'easel generate "a fox" --json | jq .images',
       ) +
         '\nCtrl-C leaves the task running and tells its id; a second Ctrl-C within 3 s cancels it.\nExits 1 when the task does not succeed, 130 when interrupted.\n',

@@ -7,6 +7,7 @@ import { looksLikeKey } from '../auth/api-keys.js';
 import { checkAddress } from '../net/address-policy.js';
 import { readPrices, type Prices } from './prices.js';
 import { readMinBalanceMicro } from './billing.js';
+import { readOutputConfig, type OutputConfig } from './output.js';
 import { readLicenseApi, type LicenseApiConfig } from './license-api.js';
 import { readRetention, type RetentionConfig } from './retention.js';
 import { readImageUrlConfig, readStorageConfig, type ImageUrlConfig, type StorageConfig } from './storage.js';
@@ -54,6 +55,8 @@ export interface Config {
   corsOrigins: readonly string[];
   userUrls: UserUrlConfig;
   inputs: InputsConfig;
+  /** Format, quality and metadata of stored images (src/config/output.ts). */
+  output: OutputConfig;
   /**
    * EASEL_SECRET_KEY (32 bytes) sealing provider secrets; unset = a generated key file under
    * `dataDir` when the database is embedded, none (storing secrets refused) when external.
@@ -203,6 +206,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
       uploadMaxBytes: readInt(env, 'EASEL_UPLOAD_MAX_BYTES', 20 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
       maxPixels: readInt(env, 'EASEL_INPUT_MAX_PIXELS', 40_000_000, { min: 64 * 64, max: 1_000_000_000 }),
     },
+    output: readOutputConfig(env),
     secretKey: readSecretKey(env, 'EASEL_SECRET_KEY'),
     credentialImports: Object.freeze(credentialsFromEnv(env)),
     providers: readProvidersConfig(env),

@@ -1,5 +1,7 @@
 /** Task vocabulary shared by the queue, the worker, the API and the CLI. Pure: no I/O. */
 
+import type { OutputFormat } from './output-format.js';
+
 export const TaskStatus = {
   queued: 'queued',
   running: 'running',
@@ -39,6 +41,10 @@ export interface TaskParams {
   seed: number;
   /** img2img only: how far the result may move from the input, 0–1. */
   strength?: number;
+  /** The format the images are stored in; absent: the format the provider returned. */
+  output_format?: OutputFormat;
+  /** JPEG and WebP quality, 1–100; present exactly when output_format is one of them. */
+  output_quality?: number;
 }
 
 export interface TaskError {

@@ -1,3 +1,5 @@
+import { THUMBNAIL_SUFFIX, thumbnailKey } from '../images/thumbnail.js';
+
 /**
  * The key families gc looks after. Result images live under `tasks/`, their thumbnails beside
  * them as `<image key>.thumb.webp`, and input images (uploads and img2img inputs) under
@@ -5,10 +7,6 @@
  * business.
  */
 export const MANAGED_PREFIXES = ['tasks/', 'inputs/'] as const;
-
-const THUMBNAIL_SUFFIX = '.thumb.webp';
-
-export const thumbnailKey = (imageKey: string): string => `${imageKey}${THUMBNAIL_SUFFIX}`;
 
 /** Every object an image row stands for: its bytes and its thumbnail (made or not). */
 export const imageObjectKeys = (imageKey: string): string[] => [imageKey, thumbnailKey(imageKey)];

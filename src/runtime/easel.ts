@@ -101,6 +101,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         storage,
         config: config.worker,
         queue: config.queue,
+        output: config.output,
         log,
         secrets: secretBox,
         licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },

@@ -115,10 +115,14 @@ WITH t AS (
                    predict_time = $3, finished_at = now(), updated_at = now()
   WHERE ${FENCE} RETURNING *
 ), images AS (
-  INSERT INTO task_images (task_id, index, storage_key, content_type, bytes, width, height, seed, sha256)
-  SELECT t.id, i.index, i.storage_key, i.content_type, i.bytes, i.width, i.height, i.seed, i.sha256
+  INSERT INTO task_images (task_id, index, storage_key, content_type, bytes, width, height, seed, sha256,
+                           thumbnail_bytes, thumbnail_width, thumbnail_height, thumbnail_sha256)
+  SELECT t.id, i.index, i.storage_key, i.content_type, i.bytes, i.width, i.height, i.seed, i.sha256,
+         i.thumbnail_bytes, i.thumbnail_width, i.thumbnail_height, i.thumbnail_sha256
   FROM t, jsonb_to_recordset($4::jsonb) AS i(index int, storage_key text, content_type text, bytes int,
-                                             width int, height int, seed bigint, sha256 text)
+                                             width int, height int, seed bigint, sha256 text,
+                                             thumbnail_bytes int, thumbnail_width int, thumbnail_height int,
+                                             thumbnail_sha256 text)
 ), event AS (
   ${insertEventsSql('t', sqlLiteral(TaskEventType.succeeded), `jsonb_build_object('images', $5::jsonb)`)}
 ), cost AS (

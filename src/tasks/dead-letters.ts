@@ -2,10 +2,10 @@ import type { Hints } from '../db/notifier.js';
 import type { Pool, PoolClient } from '../db/pool.js';
 import type { Storage } from '../storage/storage.js';
 import { deleteQueued, queueDeletions } from '../retention/deletions.js';
-import { thumbnailKey } from '../retention/keys.js';
 import { anyTasksStatement, type AnyTaskFilter } from './queries.js';
 import { requeueAnyOwnersTask } from './requeue.js';
 import type { TaskRow } from './rows.js';
+import { thumbnailKey } from '../images/thumbnail.js';
 
 /**
  * Dead letters are failed tasks: attempts used up, or a failure no retry could fix. An admin
@@ -156,8 +156,8 @@ export async function purgeDeadLetters(
     selection,
     async (client, tasks) => {
       const ids = tasks.map((task) => task.id);
-      const { rows: images } = await client.query<{ storage_key: string }>(
-        'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key',
+      const { rows: images } = await client.query<{ storage_key: string; thumbnail_sha256: string | null }>(
+        'DELETE FROM task_images WHERE task_id = ANY($1::uuid[]) RETURNING storage_key, thumbnail_sha256',
         [ids],
       );
       const { rows: inputs } = await client.query<{ storage_key: string }>(

@@ -54,6 +54,11 @@ export interface TaskImageRow {
   height: number;
   seed: number;
   sha256: string;
+  /** The WebP thumbnail at `thumbnailKey(storage_key)`; all null for images stored before 0015. */
+  thumbnail_bytes: number | null;
+  thumbnail_width: number | null;
+  thumbnail_height: number | null;
+  thumbnail_sha256: string | null;
   created_at: Date;
   /** Set by gc when the image passed its retention: its bytes are deleted, its URL answers 410. */
   expired_at: Date | null;

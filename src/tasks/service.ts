@@ -34,6 +34,8 @@ import {
 import { Rollback } from '../db/transaction.js';
 import type { TaskImageRow, TaskRow } from './rows.js';
 import { checkProviderOptions } from './provider-options.js';
+import { resolveOutputParams } from './output-params.js';
+import type { OutputFormat } from '../domain/output-format.js';
 import { QueueBound } from './queue-bound.js';
 import { submitTask, type NewTask } from './submit.js';
 import { liveWorkers } from './workers.js';
@@ -46,6 +48,8 @@ export interface SubmitRequest {
   /** img2img: a data URL, an http(s) URL or `upload:<id>`. */
   image?: string;
   strength?: number;
+  output_format?: OutputFormat;
+  output_quality?: number;
   provider?: string;
   model?: string;
   width?: number;
@@ -107,7 +111,7 @@ export class TaskService {
     private readonly registry: ProviderRegistry,
     private readonly config: Pick<
       Config,
-      'defaultProvider' | 'queue' | 'worker' | 'routes' | 'limits' | 'prices' | 'minBalanceMicro'
+      'defaultProvider' | 'queue' | 'worker' | 'routes' | 'limits' | 'prices' | 'minBalanceMicro' | 'output'
     >,
     private readonly hints: Hints,
     private readonly hub?: EventHub,
@@ -128,6 +132,7 @@ export class TaskService {
     // Every refusal happens before submitTask's first write (see TAKE_TAG in submit.ts).
     const kind = request.kind ?? 'txt2img';
     checkKindFields(kind, request);
+    const output = resolveOutputParams(request, this.config.output);
     const plan = this.router.plan(request);
     // One seed for every target, so a fall-through keeps the seed the task shows.
     const seeded = { ...request, seed: request.seed ?? Math.floor(Math.random() * 2 ** 32) };
@@ -147,7 +152,7 @@ export class TaskService {
     let refusal: unknown;
     for (const candidate of plan.candidates) {
       try {
-        runnable.push(prepareTarget(candidate, kind, seeded));
+        runnable.push(prepareTarget(candidate, kind, seeded, output));
       } catch (error) {
         refusal ??= error;
       }
@@ -395,6 +400,7 @@ function prepareTarget(
   candidate: Candidate,
   kind: TaskKind,
   request: SubmitRequest & { seed: number },
+  output: Pick<TaskParams, 'output_format' | 'output_quality'>,
 ): RunnableTarget {
   const { model, defaults } = candidate;
   if (!model.kinds.includes(kind)) {
@@ -418,6 +424,7 @@ function prepareTarget(
     // Always stored, so any result can be reproduced from the task alone.
     seed: request.seed,
     ...(kind === 'img2img' ? { strength: request.strength ?? DEFAULTS.strength } : {}),
+    ...output,
   };
   if (params.width > model.maxWidth || params.height > model.maxHeight) {
     throw fieldRefusal(

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { abortReason, AttemptAborted, type AbortWhy } from '../providers/abort.js';
 import type { Logger } from 'pino';
 import type { QueueConfig } from '../config/config.js';
@@ -20,6 +19,9 @@ import type { ProviderRegistry } from '../providers/registry.js';
 import type { Credential, GeneratedImage, TaskInput } from '../providers/types.js';
 import { readStoredBytes } from '../inputs/read-stored.js';
 import { StorageUnavailableError, type Storage } from '../storage/storage.js';
+import type { OutputConfig } from '../config/output.js';
+import { finishImage, finishOptionsFor } from '../images/finish-image.js';
+import { thumbnailKey } from '../images/thumbnail.js';
 import {
   cancelAttempt,
   failAttempt,
@@ -55,6 +57,8 @@ export interface AttemptDeps {
   previews: PreviewLimits;
   /** LICENSE_API_ENDPOINT is set: a success records its cost as an external charge. */
   externalBilling?: boolean;
+  /** Quality for cleaning a provider's JPEG/WebP, and whether PNG output carries its parameters. */
+  output: Pick<OutputConfig, 'quality' | 'embedMetadata'>;
 }
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
@@ -119,7 +123,7 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
   }
   let stored: StoredImage[];
   try {
-    stored = await storeImages(deps.storage, task, lease, images, log);
+    stored = await storeImages(deps, task, lease, images, log);
   } catch (error) {
     await recordFailure(finish, error, signal, seconds());
     return;
@@ -189,7 +193,11 @@ async function recordSuccess(
   const recorded = await untilDatabaseAnswers(() => recordedImageKeys(deps.pool, task.id, keys), retry);
   if (recorded.size > 0) return;
   log.warn('attempt finished after losing its lease; result discarded');
-  await deleteImages(deps.storage, keys, log);
+  await deleteImages(
+    deps.storage,
+    keys.flatMap((key) => [key, thumbnailKey(key)]),
+    log,
+  );
 }
 
 async function recordFailure(
@@ -370,22 +378,31 @@ async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> 
 
 /**
  * Keys carry the lease token, so bytes from a superseded attempt can never overwrite the
- * images of the attempt that won; only the winner's keys get recorded. When one image fails to
- * store, the others are deleted again: nothing will ever record them.
+ * images of the attempt that won; only the winner's keys get recorded. Each image is finished
+ * (converted, cleaned, thumbnailed: src/images/finish-image.ts) before its first byte is stored,
+ * and its thumbnail goes under `thumbnailKey(key)`. When any put fails, everything this attempt
+ * wrote is deleted again: nothing will ever record it.
  */
 async function storeImages(
-  storage: Storage,
+  { storage, output }: Pick<AttemptDeps, 'storage' | 'output'>,
   task: TaskRow,
   lease: Lease,
   images: GeneratedImage[],
   log: Logger,
 ): Promise<StoredImage[]> {
+  const optionsFor = finishOptionsFor(task, output);
+  // Keys are listed before their put: a put that fails half way may still leave bytes behind.
+  const touched: string[] = [];
   const results = await Promise.allSettled(
-    images.map(async (image, index) => {
+    images.map(async (generated, index): Promise<StoredImage> => {
+      const { image, thumbnail } = await finishImage(generated.data, optionsFor(generated.seed));
       const extension = EXTENSIONS[image.contentType] ?? 'bin';
       // Sharded by the id's random tail so no folder grows huge and folders are made once.
       const key = `tasks/${task.id.slice(-2)}/${task.id}-${lease.token.slice(0, 8)}-${index}.${extension}`;
+      touched.push(key);
       await storage.put(key, image.data, image.contentType);
+      touched.push(thumbnailKey(key));
+      await storage.put(thumbnailKey(key), thumbnail.data, thumbnail.contentType);
       return {
         index,
         storage_key: key,
@@ -393,15 +410,18 @@ async function storeImages(
         bytes: image.data.length,
         width: image.width,
         height: image.height,
-        seed: image.seed,
-        sha256: createHash('sha256').update(image.data).digest('hex'),
+        seed: generated.seed,
+        sha256: image.sha256,
+        thumbnail_bytes: thumbnail.data.length,
+        thumbnail_width: thumbnail.width,
+        thumbnail_height: thumbnail.height,
+        thumbnail_sha256: thumbnail.sha256,
       };
     }),
   );
   const failed = results.find((result) => result.status === 'rejected');
   if (!failed) return results.map((result) => (result as PromiseFulfilledResult<StoredImage>).value);
-  const written = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value.storage_key] : []));
-  await deleteImages(storage, written, log);
+  await deleteImages(storage, touched, log);
   throw failed.reason;
 }
 

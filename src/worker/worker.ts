@@ -6,6 +6,7 @@ import type { Hints } from '../db/notifier.js';
 import type { Pool } from '../db/pool.js';
 import type { ProviderRegistry } from '../providers/registry.js';
 import type { Storage } from '../storage/storage.js';
+import type { OutputConfig } from '../config/output.js';
 import type { SecretBox } from '../credentials/secret-box.js';
 import { pruneExpiredEvents } from '../events/retention.js';
 import { claimTasks } from '../tasks/claim.js';
@@ -31,6 +32,8 @@ export interface WorkerDeps {
   storage: Storage;
   config: WorkerConfig;
   queue: QueueConfig;
+  /** Quality for cleaning providers' JPEG/WebP, and EASEL_EMBED_METADATA (src/config/output.ts). */
+  output: Pick<OutputConfig, 'quality' | 'embedMetadata'>;
   log: Logger;
   /** Opens pool credentials; undefined when no secret key is configured. */
   secrets: SecretBox | undefined;

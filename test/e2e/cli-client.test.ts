@@ -87,6 +87,36 @@ describe('--json for scripts', () => {
     expect(await readdir(out)).toEqual([`${task.id}-0.png`]);
     expect(result.stderr).toContain(path.join(out, `${task.id}-0.png`));
   }, 120_000);
+
+  it('generate --format webp --quality saves WebP bytes; an unknown format is refused before submitting', async () => {
+    const out = path.join(outDir, 'webp');
+    const result = succeeded(
+      await cli(
+        'generate',
+        'a lighthouse',
+        '--width',
+        '64',
+        '--height',
+        '64',
+        '--format',
+        'webp',
+        '--quality',
+        '70',
+        '--out',
+        out,
+        '--json',
+      ),
+    );
+    const task = JSON.parse(result.stdout) as TaskResource;
+    expect(task.params).toMatchObject({ output_format: 'webp', output_quality: 70 });
+    expect(await readdir(out)).toEqual([`${task.id}-0.webp`]);
+    const bytes = await readFile(path.join(out, `${task.id}-0.webp`));
+    expect([bytes.toString('latin1', 0, 4), bytes.toString('latin1', 8, 12)]).toEqual(['RIFF', 'WEBP']);
+
+    const refused = await cli('generate', 'x', '--format', 'gif', '--out', outDir);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/--format.*gif.*png, webp, jpeg/);
+  }, 120_000);
 });
 
 describe.concurrent('easel --version and --help', () => {

@@ -25,6 +25,8 @@ export async function startTestEasel(
     roles?: Roles;
     env?: Record<string, string>;
     registry?: StartOptions['registry'];
+    /** Storage of the test's own (a wrapper that fails on cue); the data dir's folder otherwise. */
+    storage?: StartOptions['storage'];
     /** Where log lines go; silent (or TEST_LOG_LEVEL) by default. */
     log?: Logger;
   } = {},
@@ -43,6 +45,7 @@ export async function startTestEasel(
   const running = await startEasel(config, options.log ?? testLogger(), {
     roles: options.roles ?? { api: true, worker: true },
     registry: options.registry,
+    storage: options.storage,
   });
   return { ...running, url: running.url ?? '', pool: running.db.pool, config };
 }

@@ -6,7 +6,8 @@ import { uuidv7 } from 'uuidv7';
 import { expect } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
-import { MANAGED_PREFIXES, recordingKey, thumbnailKey } from '../../src/retention/keys.js';
+import { MANAGED_PREFIXES, recordingKey } from '../../src/retention/keys.js';
+import { thumbnailKey } from '../../src/images/thumbnail.js';
 import { createLocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
 

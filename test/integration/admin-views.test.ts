@@ -6,6 +6,7 @@ import { createLocalStorage } from '../../src/storage/local.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { purgeDeadLetters } from '../../src/tasks/dead-letters.js';
+import { thumbnailKey } from '../../src/images/thumbnail.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel } from '../helpers/easel.js';
 import { enqueueTask } from '../helpers/queue.js';
@@ -337,11 +338,18 @@ describe('dead letters', () => {
   it('purges only with confirm: "purge"; rows and their images leave, shared uploads and events stay', async () => {
     const withImage = await seed(alice, 'dl-purge', { status: 'failed', error: 'X' });
     const resultKey = await addResultImage(withImage);
+    // Its thumbnail (migration 0015) sits beside it and must go with it.
+    await storage.put(thumbnailKey(resultKey), Buffer.from('not really a webp'), 'image/webp');
+    await easel.pool.query(
+      `UPDATE task_images SET thumbnail_bytes = 17, thumbnail_width = 64, thumbnail_height = 64,
+                              thumbnail_sha256 = 't' WHERE task_id = $1`,
+      [withImage],
+    );
     const ownInput = await addInputImage(withImage, alice, false);
     const fromUpload = await seed(bob, 'dl-purge', { status: 'failed', error: 'X' });
     const sharedKey = await addInputImage(fromUpload, bob, true);
     const queued = await seed(bob, 'dl-purge');
-    expect([resultKey, ownInput, sharedKey].every(stored)).toBe(true);
+    expect([resultKey, thumbnailKey(resultKey), ownInput, sharedKey].every(stored)).toBe(true);
 
     for (const body of [{}, { confirm: 'yes' }, { confirm: 'PURGE', provider: 'dl-purge' }]) {
       const refused = await asAdmin<Problem>('POST', '/v1/admin/dead-letters/purge', body);
@@ -358,7 +366,7 @@ describe('dead letters', () => {
       provider: 'dl-purge',
     });
     expect(purged.status).toBe(200);
-    expect(purged.body).toMatchObject({ purged: 2, images_deleted: 2, more: false });
+    expect(purged.body).toMatchObject({ purged: 2, images_deleted: 3, more: false });
     expect(purged.body.ids.sort()).toEqual([withImage, fromUpload].sort());
     expect(await statusOf(withImage)).toBeUndefined();
     expect(await statusOf(fromUpload)).toBeUndefined();
@@ -366,6 +374,7 @@ describe('dead letters', () => {
     const images = await easel.pool.query('SELECT 1 FROM task_images WHERE task_id = $1', [withImage]);
     expect(images.rows).toHaveLength(0);
     expect(stored(resultKey)).toBe(false);
+    expect(stored(thumbnailKey(resultKey))).toBe(false);
     expect(stored(ownInput)).toBe(false);
     // The upload still holds this file; bob can use it again.
     expect(stored(sharedKey)).toBe(true);

@@ -177,6 +177,16 @@ describe('tasks', () => {
     expect(fetched.headers.get('content-type')).toBe('image/png');
   });
 
+  it('GET /v1/tasks/{id}/images/{index}/thumbnail: the owner and an admin fetch it; another user gets 404', async () => {
+    walked.add('GET /v1/tasks/{id}/images/{index}/thumbnail');
+    const route = `/v1/tasks/${done.id}/images/0/thumbnail`;
+    expect((await as(alice, 'GET', route)).status).toBe(200);
+    expectNotFound(await as(bob, 'GET', route), 'IMAGE_NOT_FOUND', 'bob');
+    const fetched = await fetch(easel.url + route, { headers: { authorization: `Bearer ${admin.key}` } });
+    expect(fetched.status).toBe(200);
+    expect(fetched.headers.get('content-type')).toBe('image/webp');
+  });
+
   it('GET /v1/tasks/{id}/input-image: the owner and an admin fetch it; another user gets 404', async () => {
     walked.add('GET /v1/tasks/{id}/input-image');
     const route = `/v1/tasks/${edited.id}/input-image`;

@@ -78,6 +78,9 @@ describe('/openapi.json', () => {
     ]);
     expect(Object.keys(image.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
     expect(Object.keys(image.responses['304']!.headers!)).toEqual(['ETag', 'Cache-Control']);
+    const thumbnail = operation('get', '/v1/tasks/{id}/images/{index}/thumbnail');
+    expect(Object.keys(thumbnail.responses['200']!.content!)).toEqual(['image/webp']);
+    expect(Object.keys(thumbnail.responses['200']!.headers!)).toEqual(['ETag', 'Cache-Control']);
   });
 
   it('lists the statuses each operation can answer, no more, no fewer', () => {
@@ -94,6 +97,7 @@ describe('/openapi.json', () => {
       'POST /v1/tasks/{id}/retry': ['202', '400', '401', '402', '404', '409', '413', '415', '421', '429', '503'],
       'POST /v1/uploads': ['201', '400', '401', '413', '415', '421', '429', '503'],
       'GET /v1/tasks/{id}/input-image': ['200', '304', '400', '401', '404', '421', '429', '503'],
+      'GET /v1/tasks/{id}/images/{index}/thumbnail': ['200', '304', '400', '401', '404', '421', '429', '503'],
       'GET /v1/me/balance': ['200', '401', '421', '429', '503'],
       'GET /v1/me/ledger': ['200', '400', '401', '421', '429', '503'],
       'POST /v1/users/{id}/credits': ['201', '400', '401', '403', '404', '409', '413', '415', '421', '429', '503'],

@@ -237,6 +237,10 @@ describe('queue order and fencing', () => {
       height: 1,
       seed: 1,
       sha256: 'x',
+      thumbnail_bytes: null,
+      thumbnail_width: null,
+      thumbnail_height: null,
+      thumbnail_sha256: null,
     };
     expect(await succeedAttempt(pool, NO_HINTS, stale, { predictTimeSeconds: 1, images: [image] })).toBe(false);
     expect(await failAttempt(pool, NO_HINTS, stale, { code: 'LATE', message: 'late' }, 1)).toBe(false);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
-import { thumbnailKey } from '../../src/retention/keys.js';
+import { thumbnailKey } from '../../src/images/thumbnail.js';
 import { collectGarbage, gcSkipped, type GcReport } from '../../src/retention/gc.js';
 import type { Storage } from '../../src/storage/storage.js';
 import { expectLedgerConsistent } from '../helpers/credits.js';

@@ -116,6 +116,10 @@ describe('worker processes', () => {
       height: 1,
       seed: 1,
       sha256: 'late',
+      thumbnail_bytes: null,
+      thumbnail_width: null,
+      thumbnail_height: null,
+      thumbnail_sha256: null,
     };
     expect(
       await succeedAttempt(

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/env.js';
 import { readRetention } from '../../src/config/retention.js';
-import { recordingKey, thumbnailKey } from '../../src/retention/keys.js';
+import { recordingKey } from '../../src/retention/keys.js';
+import { thumbnailKey } from '../../src/images/thumbnail.js';
 
 describe('retention settings', () => {
   it('keeps everything by default, with gc hourly and a day of grace', () => {

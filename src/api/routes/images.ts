@@ -10,6 +10,7 @@ import { Uuid } from '../schemas/task.js';
 import type { TaskOwner } from '../../tasks/queries.js';
 import { deliverImage, SIGNED_QUERY_DESCRIPTION } from '../image-delivery.js';
 import { taskOwnerFor } from '../task-owner.js';
+import { storedThumbnail, THUMBNAIL_CONTENT_TYPE, THUMBNAIL_MAX_SIDE } from '../../images/thumbnail.js';
 
 /** The query of a signable image URL: both parameters, or neither (then an API key is needed). */
 export const SignedQuery = Type.Object({
@@ -47,6 +48,32 @@ export const imageRoutes: FastifyPluginAsyncTypebox<{ pool: Pool; storage: Stora
       if (!image) throw new ApiError('IMAGE_NOT_FOUND');
       if (image.expired_at) throw imageExpired(image.expired_at);
       return deliverImage(request, reply, delivery, image, 'image');
+    },
+  );
+
+  app.get(
+    '/v1/tasks/:id/images/:index/thumbnail',
+    {
+      schema: {
+        summary: "Download a small preview of one of a task's images",
+        description: `A WebP at most ${THUMBNAIL_MAX_SIDE} px on its longest side, made once when the image was stored. Stable and cacheable like the image, delivered the same way (a 302 with S3 storage), and signable the same way (\`thumbnail_signed_url\`).`,
+        tags: ['tasks'],
+        params: Type.Object({
+          id: Uuid({ description: 'The task id.' }),
+          index: Type.String({ pattern: '^[0-9]{1,2}$' }),
+        }),
+        querystring: SignedQuery,
+        produces: [THUMBNAIL_CONTENT_TYPE],
+      },
+    },
+    async (request, reply) => {
+      const image = await findImage(pool, imageOwnerFor(request), request.params.id, Number(request.params.index));
+      if (!image) throw new ApiError('IMAGE_NOT_FOUND');
+      if (image.expired_at) throw imageExpired(image.expired_at);
+      const thumbnail = storedThumbnail(image);
+      if (!thumbnail)
+        throw new ApiError('IMAGE_NOT_FOUND', 'the image was stored before thumbnails existed; it has none');
+      return deliverImage(request, reply, delivery, thumbnail, 'thumbnail');
     },
   );
 

@@ -78,6 +78,20 @@ export const SubmitTaskBody = Type.Object(
     seed: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 4294967295, description: 'Random when omitted; always stored.' }),
     ),
+    output_format: Type.Optional(
+      Type.Union([Type.Literal('png'), Type.Literal('webp'), Type.Literal('jpeg')], {
+        description:
+          'The format the images are stored in, converted once after the provider answers. Default EASEL_OUTPUT_FORMAT; when that is unset, the format the provider returned.',
+      }),
+    ),
+    output_quality: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 100,
+        description:
+          'JPEG or WebP quality, 1–100 (default EASEL_OUTPUT_QUALITY, 90). Only with output_format jpeg or webp (given or by default); PNG is lossless.',
+      }),
+    ),
     priority: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -125,6 +139,18 @@ export const ImageSchema = Type.Object({
       format: 'date-time',
       description:
         'When retention expired the image (docs/retention.md): its bytes are deleted and its url answers 410 IMAGE_EXPIRED. Null while it is kept.',
+    }),
+  ),
+  thumbnail_url: Nullable(
+    Type.String({
+      description:
+        'A WebP at most 256 px on its longest side, for listings; null for images stored before thumbnails existed.',
+    }),
+  ),
+  thumbnail_signed_url: Nullable(
+    Type.String({
+      description:
+        'The thumbnail URL signed to work without an API key until it expires (as `signed_url`); null without a thumbnail or a signing key.',
     }),
   ),
 });
@@ -186,6 +212,12 @@ export const TaskSchema = Type.Object(
       n: Type.Integer(),
       seed: Type.Integer(),
       strength: Type.Optional(Type.Number({ description: 'img2img only.' })),
+      output_format: Type.Optional(
+        Type.Union([Type.Literal('png'), Type.Literal('webp'), Type.Literal('jpeg')], {
+          description: 'The stored format; absent when the images keep the format the provider returned.',
+        }),
+      ),
+      output_quality: Type.Optional(Type.Integer({ description: 'Set exactly when output_format is jpeg or webp.' })),
     }),
     input_image: Nullable(InputImageSchema),
     provider_options: Type.Record(Type.String(), Type.Unknown()),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { TaskResource } from '../../api/schemas/task.js';
 import { isTerminal } from '../../domain/task.js';
+import type { OutputFormat } from '../../domain/output-format.js';
 import { CliError, type EaselClient } from '../client.js';
 import { handleInterrupts } from '../interrupt.js';
 import { prepareOutputDir } from '../output-dir.js';
@@ -21,6 +22,9 @@ export interface GenerateOptions {
   /** img2img input: a file to upload, or a value the API takes as is (data:, http(s)://, upload:). */
   image?: string;
   strength?: number;
+  /** output_format and output_quality: how the server stores the images. */
+  format?: OutputFormat;
+  quality?: number;
   out: string;
   /** Print the finished task as JSON on stdout; everything else goes to stderr. */
   json?: boolean;
@@ -55,6 +59,8 @@ export async function generate(client: EaselClient, prompt: string, options: Gen
     seed: options.seed,
     priority: options.priority,
     provider_options: options.option,
+    output_format: options.format,
+    output_quality: options.quality,
   };
   const { data: submitted } = await client.request<TaskResource>('POST', '/v1/tasks', body);
   const display = createDisplay(submitted);
