@@ -187,6 +187,22 @@ describe('tasks', () => {
     expect(fetched.headers.get('content-type')).toBe('image/webp');
   });
 
+  it("GET /v1/tasks/{id}/preview: the owner and an admin see a running task's preview; another user gets 404", async () => {
+    walked.add('GET /v1/tasks/{id}/preview');
+    await waitFor(alice, slow.id, ['running']);
+    // Sketch shows no previews; write one as a backend's worker would (migration 0018).
+    const png = await solidPng(8, 8, [0, 0, 255]);
+    await easel.pool.query(
+      `INSERT INTO task_previews (task_id, content_type, data, version) VALUES ($1, 'image/png', $2, 1)`,
+      [slow.id, png],
+    );
+    await easel.pool.query('UPDATE tasks SET preview_version = 1 WHERE id = $1', [slow.id]);
+    const route = `/v1/tasks/${slow.id}/preview`;
+    expect((await as(alice, 'GET', route)).status).toBe(200);
+    expectNotFound(await as(bob, 'GET', route), 'TASK_NOT_FOUND', 'bob');
+    expect((await as(admin, 'GET', route)).status).toBe(200);
+  });
+
   it('GET /v1/tasks/{id}/input-image: the owner and an admin fetch it; another user gets 404', async () => {
     walked.add('GET /v1/tasks/{id}/input-image');
     const route = `/v1/tasks/${edited.id}/input-image`;

@@ -28,7 +28,7 @@ interface Problem {
 }
 
 async function download(base: string, url: string, headers: Record<string, string> = {}) {
-  const response = await fetch(base + url, { headers });
+  const response = await fetch(new URL(url, base), { headers });
   return {
     status: response.status,
     type: response.headers.get('content-type'),
