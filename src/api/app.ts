@@ -37,6 +37,9 @@ import { uploadRoutes } from './routes/uploads.js';
 import { creditRoutes } from './routes/credits.js';
 import { userRoutes } from './routes/users.js';
 import { UserService } from '../users/service.js';
+import type { Listener } from '../db/listener.js';
+import { adminWorkerTokenRoutes } from './routes/admin-worker-tokens.js';
+import { workerRoutes } from './routes/worker.js';
 
 export interface AppDeps {
   config: Pick<
@@ -71,6 +74,8 @@ export interface AppDeps {
   hints?: Hints;
   /** LICENSE_API_ENDPOINT: the licence API, for `POST /v1/admin/billing/reconcile`. */
   licenseApi?: { api: LicenseApi; timeoutMs: number } | undefined;
+  /** Wakes remote workers' claim long polls; without it they poll (worker.pollIntervalMs). */
+  listener?: Listener;
 }
 
 /** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
@@ -155,6 +160,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(creditRoutes, { pool: deps.pool });
   await app.register(userRoutes, { users: new UserService(deps.pool) });
   await app.register(adminBillingRoutes, { pool: deps.pool, licenseApi: deps.licenseApi });
+  await app.register(adminWorkerTokenRoutes, { pool: deps.pool });
+  await app.register(workerRoutes, {
+    pool: deps.pool,
+    hints: deps.hints ?? NO_HINTS,
+    listener: deps.listener,
+    storage: deps.storage,
+    queue: config.queue,
+    worker: config.worker,
+  });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

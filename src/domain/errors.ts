@@ -57,6 +57,15 @@ export const ErrorCodes = {
   LAST_ADMIN: { status: 409, title: 'This is the last admin; make another admin first' },
   BILLING_UNAVAILABLE: { status: 503, title: 'The billing service is not reachable right now; try again shortly' },
   BILLING_NOT_CONFIGURED: { status: 409, title: 'No external billing service is configured (LICENSE_API_ENDPOINT)' },
+  WORKER_TOKEN_REQUIRED: { status: 401, title: 'Worker routes need a worker token: Authorization: Bearer easel_wk_…' },
+  INVALID_WORKER_TOKEN: { status: 401, title: 'The worker token is not valid (unknown or revoked)' },
+  WORKER_TOKEN_NOT_ALLOWED: { status: 401, title: 'A worker token can call only the /v1/worker/ routes' },
+  WORKER_TOKEN_NOT_FOUND: { status: 404, title: 'No such worker token' },
+  LEASE_LOST: {
+    status: 409,
+    title: 'The lease is no longer held: the task was rescued, re-claimed, or has finished; nothing was changed',
+  },
+  WORKER_IMAGE_MISSING: { status: 400, title: 'An image named in the outcome was not uploaded under this lease' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -146,6 +146,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         log,
         hints: notifier,
         licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
+        listener,
       });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());
