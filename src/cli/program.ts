@@ -17,6 +17,7 @@ import { addBillingCommands } from './commands/billing.js';
 import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/keys.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
+import { runRemoteWorker } from './commands/remote-worker.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
 import { addUser, listUsers, removeUser } from './commands/users.js';
 import type { ErrorContext } from './explain-error.js';
@@ -90,9 +91,23 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .action(startServer(errorContext, { api: true, worker: false }));
   program
     .command('worker')
-    .description('run only a worker, which claims tasks from the queue in DATABASE_URL')
-    .addHelpText('after', examples('DATABASE_URL=postgres://easel@db/easel EASEL_WORKER_CONCURRENCY=4 easel worker'))
-    .action(startServer(errorContext, { api: false, worker: true }));
+    .description(
+      'run only a worker, which claims tasks from the queue in DATABASE_URL; with --remote, one that reaches an Easel server over HTTP only (a GPU machine)',
+    )
+    .option('--remote <url>', 'the Easel server to work for, over HTTP (or EASEL_REMOTE_URL); no database access')
+    .option('--token <token>', 'with --remote: a worker token, easel_wk_… (or EASEL_WORKER_TOKEN)')
+    .addHelpText(
+      'after',
+      examples(
+        'DATABASE_URL=postgres://easel@db/easel EASEL_WORKER_CONCURRENCY=4 easel worker',
+        'A1111_URLS=http://127.0.0.1:7860 easel worker --remote https://easel.example --token easel_wk_…',
+      ),
+    )
+    .action(async (options: { remote?: string; token?: string }) => {
+      if (options.remote !== undefined || process.env.EASEL_REMOTE_URL) return runRemoteWorker(options, version);
+      if (options.token !== undefined) throw new ConfigError('--token goes with --remote');
+      return startServer(errorContext, { api: false, worker: true })();
+    });
   program
     .command('migrate')
     .description('apply database migrations (start, api and worker do this too)')

@@ -424,7 +424,6 @@ class MissingInputImageError extends Error {
 }
 
 export async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> {
-  const params = task.params;
   let inputImage: TaskInput['inputImage'];
   if (task.input_image) {
     const data = await readStoredBytes(storage, task.input_image.storage_key);
@@ -432,6 +431,15 @@ export async function toTaskInput(task: TaskRow, storage: Storage): Promise<Task
     const { content_type: contentType, width, height } = task.input_image;
     inputImage = { data, contentType, width, height };
   }
+  return taskInputOf(task, inputImage);
+}
+
+/** The adapter's input from a claimed task's fields: one mapping for local and remote workers. */
+export function taskInputOf(
+  task: Pick<TaskRow, 'id' | 'kind' | 'model' | 'params' | 'provider_options' | 'attempt' | 'provider_ref'>,
+  inputImage: TaskInput['inputImage'],
+): TaskInput {
+  const params = task.params;
   return {
     ...(inputImage ? { inputImage } : {}),
     ...(params.strength !== undefined ? { strength: params.strength } : {}),
