@@ -145,7 +145,8 @@ export const workerAttemptRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (request) => {
-      const { id, index } = request.params;
+      const { id } = request.params;
+      const index = Number(request.params.index);
       const token = request.query.lease_token;
       const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (!IMAGE_TYPES.includes(contentType))

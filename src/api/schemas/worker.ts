@@ -110,7 +110,8 @@ export type HeartbeatAnswer = Static<typeof HeartbeatAnswer>;
 export const AttemptParams = Type.Object({ id: Uuid({ description: 'The task id.' }) });
 export const ImageParams = Type.Object({
   id: Uuid({ description: 'The task id.' }),
-  index: Type.Integer({ minimum: 0, maximum: 99, description: 'The image index within the attempt.' }),
+  // Path parameters are text (the API coerces no types): 0 to 99.
+  index: Type.String({ pattern: '^(0|[1-9][0-9]?)$', description: 'The image index within the attempt, 0–99.' }),
 });
 export const UploadQuery = Type.Object(
   { lease_token: LeaseToken, seed: Type.Optional(Type.Integer()) },
