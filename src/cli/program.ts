@@ -18,6 +18,7 @@ import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/ke
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
 import { runRemoteWorker } from './commands/remote-worker.js';
+import { createWorkerToken, listWorkerTokens, revokeWorkerToken } from './commands/worker-tokens.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
 import { addUser, listUsers, removeUser } from './commands/users.js';
 import type { ErrorContext } from './explain-error.js';
@@ -327,6 +328,40 @@ function addUserCommands(program: Command): void {
     .argument('<user>', 'user id or email')
     .addHelpText('after', examples('easel users rm ada@example.com', 'easel users rm 0193a0c4-…'))
     .action((user: string) => removeUser(clientFromEnv(), user));
+
+  const workerTokens = program
+    .command('worker-tokens')
+    .description('worker tokens for remote workers (admin): create, list and revoke them')
+    .addHelpText(
+      'after',
+      examples(
+        'TOKEN=$(easel worker-tokens create gpu-box-1)',
+        'easel worker-tokens ls',
+        'easel worker-tokens revoke <token-id>',
+      ) + '\nOn the GPU machine: easel worker --remote https://easel.example --token $TOKEN\n',
+    );
+  workerTokens
+    .command('create')
+    .description('make a worker token; printed once (alone on stdout), stored only as a hash')
+    .argument('<label>', 'which machine it is for')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples('TOKEN=$(easel worker-tokens create gpu-box-1)', 'easel worker-tokens create gpu2 --json'),
+    )
+    .action((label: string, options) => createWorkerToken(clientFromEnv(), label, options));
+  workerTokens
+    .command('ls')
+    .description('list worker tokens (never the tokens themselves)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel worker-tokens ls', 'easel worker-tokens ls --json'))
+    .action((options) => listWorkerTokens(clientFromEnv(), options));
+  workerTokens
+    .command('revoke')
+    .description('revoke a worker token; every API process refuses it from the next call on')
+    .argument('<token-id>', 'the token id (from easel worker-tokens ls)')
+    .addHelpText('after', examples('easel worker-tokens revoke 0193a0c4-…'))
+    .action((id: string) => revokeWorkerToken(clientFromEnv(), id));
 
   const keys = program
     .command('keys')

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus, type TestEasel } from '../helpers/easel.js';
-import { eventually, killAll, spawnEasel, type EaselProcess } from '../helpers/processes.js';
+import { eventually, killAll, runCli, spawnEasel, succeeded, type EaselProcess } from '../helpers/processes.js';
 
 /**
  * Remote workers as real processes: an Easel API with no local worker, and `easel worker
@@ -224,4 +224,29 @@ describe('remote workers', () => {
     const unregistered = await api<{ code: string }>(easel.url, 'POST', '/v1/worker/claim', claim, asWorker);
     expect(unregistered.status).toBe(400);
   });
+});
+
+describe('easel worker-tokens', () => {
+  it('creates (the token alone on stdout), lists and revokes worker tokens', async () => {
+    const cli = (...args: string[]) => runCli(args, { env: { EASEL_URL: easel.url } });
+    const created = succeeded(await cli('worker-tokens', 'create', 'gpu-cli'));
+    const token = created.stdout.trim();
+    expect(token).toMatch(/^easel_wk_[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toContain('shown this once');
+    const listed = succeeded(await cli('worker-tokens', 'ls')).stdout;
+    const line = listed.split('\n').find((row) => row.endsWith('gpu-cli'))!;
+    expect(line).toContain(`${token.slice(0, 17)}…`);
+    expect(listed).not.toContain(token);
+    const id = line.split(' ')[0]!;
+    expect(succeeded(await cli('worker-tokens', 'revoke', id)).stdout).toMatch(new RegExp(`^${id} revoked at `));
+    const refused = await api<{ code: string }>(
+      easel.url,
+      'POST',
+      '/v1/worker/heartbeat',
+      { worker_id: id, concurrency: 1, leases: [] },
+      { authorization: `Bearer ${token}` },
+    );
+    expect(refused.status).toBe(401);
+    expect(refused.body.code).toBe('INVALID_WORKER_TOKEN');
+  }, 60_000);
 });
