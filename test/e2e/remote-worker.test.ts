@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_USER_ID } from '../../src/domain/task.js';
@@ -176,6 +177,41 @@ describe('remote workers', () => {
     const files = await readdir(shard);
     expect(files.filter((name) => name.includes(first.lease_token.slice(0, 8)))).toEqual([]);
   }, 150_000);
+
+  it('waits out an API that is not reachable yet, then registers and runs tasks', async () => {
+    const { token } = await createToken('gpu-early');
+    // A port with nothing behind it yet: connections are refused until the forwarder below opens.
+    const reserved = net.createServer();
+    await new Promise<void>((resolve) => reserved.listen(0, '127.0.0.1', resolve));
+    const port = (reserved.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => reserved.close(() => resolve()));
+    const worker = spawnEasel(['worker', '--remote', `http://127.0.0.1:${port}`, '--token', token], {
+      DATABASE_URL: '',
+      EASEL_WORKER_PROVIDERS: 'sketch',
+    });
+    processes.push(worker);
+    const id = await submit('after the outage');
+    await eventually(
+      'the worker to try and fail',
+      async () => worker.output().includes('did not answer'),
+      40_000,
+    ).catch(withOutput(worker));
+    const target = new URL(easel.url);
+    const forwarder = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => forwarder.listen(port, '127.0.0.1', resolve));
+    try {
+      const done = await waitForStatus(easel.url, id, ['succeeded', 'failed'], 60_000).catch(withOutput(worker));
+      expect(done.status).toBe('succeeded');
+    } finally {
+      await killAll(processes);
+      await new Promise<void>((resolve) => forwarder.close(() => resolve()));
+    }
+  }, 120_000);
 
   it('exits non-zero with a clear line when its token is revoked', async () => {
     const { id, token } = await createToken('gpu-revoked');
