@@ -62,6 +62,7 @@ export const workerAttemptRoutes: FastifyPluginAsyncTypebox<{
   queue: QueueConfig;
   worker: WorkerConfig;
   onPreview?: PreviewSink | undefined;
+  externalBilling: boolean;
 }> = async (app, options) => {
   const { pool, hints, storage } = options;
   const tags = ['workers'];
@@ -74,7 +75,7 @@ export const workerAttemptRoutes: FastifyPluginAsyncTypebox<{
     queue: options.queue,
     abandon: AbortSignal.abort(),
     credentialCooldownMs: options.worker.credentialCooldownMs,
-    externalBilling: false,
+    externalBilling: options.externalBilling,
   };
   const leaseOf = (task: { id: string; provider: string }, token: string): Lease => ({
     taskId: task.id,

@@ -34,6 +34,8 @@ export interface WorkerRoutesOptions {
   worker: WorkerConfig;
   /** Where a remote worker's progress previews go (the preview feature wires it); dropped without. */
   onPreview?: PreviewSink | undefined;
+  /** LICENSE_API_ENDPOINT is set: a remote success records its external charge, as a local one does. */
+  externalBilling?: boolean;
 }
 
 /** The longest a claim long poll is held: short enough for proxies' idle timeouts. */
@@ -88,6 +90,7 @@ export const workerRoutes: FastifyPluginAsyncTypebox<WorkerRoutesOptions> = asyn
         heartbeat_ms: config.heartbeatMs,
         dead_after_ms: config.deadAfterMs,
         max_wait_seconds: MAX_CLAIM_WAIT_SECONDS,
+        task_timeout_ms: config.taskTimeoutMs,
       };
     },
   );
@@ -199,6 +202,7 @@ export const workerRoutes: FastifyPluginAsyncTypebox<WorkerRoutesOptions> = asyn
     queue,
     worker: config,
     onPreview: options.onPreview,
+    externalBilling: options.externalBilling ?? false,
   });
 };
 

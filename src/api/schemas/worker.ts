@@ -30,6 +30,10 @@ export const RegisterAnswer = Type.Object({
   heartbeat_ms: Type.Integer({ description: 'Heartbeat at least this often (EASEL_HEARTBEAT_MS of the server).' }),
   dead_after_ms: Type.Integer({ description: 'Silent this long, the worker is presumed dead and its tasks rescued.' }),
   max_wait_seconds: Type.Integer({ description: 'The longest claim long poll the server holds open.' }),
+  task_timeout_ms: Type.Integer({
+    description:
+      "The server's EASEL_TASK_TIMEOUT_MS: the worker aborts an attempt by then at the latest, before the rescuer would take it over.",
+  }),
 });
 export type RegisterAnswer = Static<typeof RegisterAnswer>;
 

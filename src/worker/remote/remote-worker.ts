@@ -147,7 +147,9 @@ export class RemoteWorker {
   private startAttempt(task: RemoteTask): void {
     const controller = new AbortController();
     const lease: Lease = { taskId: task.id, token: task.lease_token, provider: task.provider };
-    const timeout = setTimeout(() => controller.abort(new AttemptAborted('timeout')), this.options.taskTimeoutMs);
+    // Never past the server's limit: its rescuer takes an attempt over a dead-after later.
+    const timeoutMs = Math.min(this.options.taskTimeoutMs, this.server!.task_timeout_ms);
+    const timeout = setTimeout(() => controller.abort(new AttemptAborted('timeout')), timeoutMs);
     if (task.cancel_requested) controller.abort(new AttemptAborted('cancel'));
     const deps = { registry: this.options.registry, log: this.log, progressIntervalMs: 500 };
     const done = runAttemptWith(this.queue, deps, task, controller)
