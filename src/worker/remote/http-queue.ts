@@ -25,6 +25,8 @@ export function httpQueue(
   client: WorkerApiClient,
   credentials: LocalCredentials,
   log: Logger,
+  /** An upload found the lease gone: the worker aborts that attempt as `lease_lost`. */
+  onLeaseLost: (taskId: string) => void,
 ): AttemptQueue<RemoteTask> {
   /** True when the call was made; false when the lease is gone. */
   const fenced = async (call: () => Promise<unknown>): Promise<boolean> => {
@@ -70,7 +72,12 @@ export function httpQueue(
     storeImages: async (task, lease, images) => {
       // One by one: a GPU box's uplink is the bottleneck, and order keeps the log readable.
       const stored: StoredImage[] = [];
-      for (const [index, image] of images.entries()) stored.push(await upload(client, task, lease, index, image));
+      try {
+        for (const [index, image] of images.entries()) stored.push(await upload(client, task, lease, index, image));
+      } catch (error) {
+        if (error instanceof LeaseLost) onLeaseLost(task.id);
+        throw error;
+      }
       return stored;
     },
     succeed: async (task, lease, stored, seconds) => {

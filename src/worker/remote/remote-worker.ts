@@ -58,7 +58,9 @@ export class RemoteWorker {
   constructor(private readonly options: RemoteWorkerOptions) {
     this.log = options.log.child({ worker: this.id });
     this.client = new WorkerApiClient(options.url.replace(/\/+$/, ''), options.token, this.log, this.abandon.signal);
-    this.queue = httpQueue(this.client, options.credentials, this.log);
+    this.queue = httpQueue(this.client, options.credentials, this.log, (taskId) =>
+      this.running.get(taskId)?.controller.abort(new AttemptAborted('lease_lost')),
+    );
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
