@@ -38,6 +38,9 @@ import { uploadRoutes } from './routes/uploads.js';
 import { creditRoutes } from './routes/credits.js';
 import { userRoutes } from './routes/users.js';
 import { UserService } from '../users/service.js';
+import type { Listener } from '../db/listener.js';
+import { adminWorkerTokenRoutes } from './routes/admin-worker-tokens.js';
+import { workerRoutes } from './routes/worker.js';
 
 export interface AppDeps {
   config: Pick<
@@ -46,6 +49,7 @@ export interface AppDeps {
     | 'publicUrl'
     | 'queue'
     | 'worker'
+    | 'output'
     | 'sseHeartbeatMs'
     | 'waitMaxSeconds'
     | 'sseMaxPerUser'
@@ -76,6 +80,8 @@ export interface AppDeps {
   urlSigner?: UrlSigner | undefined;
   /** EASEL_PRESIGN_SECONDS: lifetime of the presigned URLs image routes redirect to (1 h by default). */
   presignSeconds?: number;
+  /** Wakes remote workers' claim long polls; without it they poll (worker.pollIntervalMs). */
+  listener?: Listener;
 }
 
 /** The HTTP API as a value: tests inject into it or listen on a port; `server` only listens. */
@@ -164,6 +170,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(creditRoutes, { pool: deps.pool });
   await app.register(userRoutes, { users: new UserService(deps.pool) });
   await app.register(adminBillingRoutes, { pool: deps.pool, licenseApi: deps.licenseApi });
+  await app.register(adminWorkerTokenRoutes, { pool: deps.pool });
+  await app.register(workerRoutes, {
+    pool: deps.pool,
+    hints: deps.hints ?? NO_HINTS,
+    listener: deps.listener,
+    storage: deps.storage,
+    queue: config.queue,
+    worker: config.worker,
+    output: config.output,
+    externalBilling: deps.licenseApi !== undefined,
+  });
   if (config.adminSecret) {
     await app.register(tokenStatusRoutes, { credentials: deps.credentials, adminSecret: config.adminSecret });
   }

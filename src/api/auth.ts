@@ -5,6 +5,7 @@ import type { Queryable } from '../db/pool.js';
 import { ApiError } from '../domain/errors.js';
 import { LOCAL_USER_ID } from '../domain/task.js';
 import { checkSignedRequest, type UrlSigner } from './image-delivery.js';
+import { authenticateWorkerToken, looksLikeWorkerToken, type WorkerPrincipal } from '../auth/worker-tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,6 +18,8 @@ declare module 'fastify' {
      * read that one image whoever owns it, without an API key (src/api/image-delivery.ts).
      */
     signedAccess: boolean;
+    /** Set on the worker routes only: the worker token the remote worker presented. */
+    worker: WorkerPrincipal | null;
   }
   interface FastifyContextConfig {
     /** An admin-only route: the auth hook answers 403 ADMIN_REQUIRED to anyone else. */
@@ -59,6 +62,18 @@ export function isAdminRoute(route: string | undefined, config: { admin?: boolea
   return config?.admin === true || (route !== undefined && route.startsWith('/v1/admin/'));
 }
 
+/**
+ * The remote workers' routes. They answer worker tokens only, and worker tokens answer nothing
+ * else: an API key (even an admin's) holds no lease and must not claim or finish attempts, and a
+ * worker token on a GPU machine outside must not read users' tasks.
+ */
+export function isWorkerRoute(route: string | undefined): boolean {
+  return route !== undefined && route.startsWith('/v1/worker/');
+}
+
+/** No principal of a user: worker routes act on leases, never on anyone's tasks or account. */
+const NO_USER: Principal = Object.freeze({ userId: '', role: 'user', keyId: null });
+
 /** `Authorization: Bearer <key>` → the key; undefined without the header. */
 function bearerKey(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
@@ -80,6 +95,7 @@ export function registerAuth(
   app.decorateRequest('principal', null as unknown as Principal);
   app.decorateRequest('userId', '');
   app.decorateRequest('signedAccess', false);
+  app.decorateRequest('worker', null);
   app.addHook('onRequest', async (request) => {
     // A signed image URL stands on its signature alone: any key sent along is not looked at,
     // and a bad or expired signature is refused even when a valid key comes with it.
@@ -89,7 +105,18 @@ export function registerAuth(
       request.signedAccess = true;
       return;
     }
+    if (isWorkerRoute(request.routeOptions.url)) {
+      const token = bearerKey(request);
+      if (token === undefined || !looksLikeWorkerToken(token)) throw new ApiError('WORKER_TOKEN_REQUIRED');
+      const worker = await authenticateWorkerToken(options.pool, token);
+      if (!worker) throw new ApiError('INVALID_WORKER_TOKEN');
+      request.worker = worker;
+      request.principal = NO_USER;
+      request.userId = NO_USER.userId;
+      return;
+    }
     const key = isPublicRoute(request.routeOptions.url) ? undefined : bearerKey(request);
+    if (key !== undefined && looksLikeWorkerToken(key)) throw new ApiError('WORKER_TOKEN_NOT_ALLOWED');
     let principal: Principal | undefined;
     if (key !== undefined) {
       principal = await authenticateKey(options.pool, key);

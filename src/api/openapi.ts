@@ -1,7 +1,7 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { OpenAPIV3_1 } from 'openapi-types';
 import type { ErrorCode } from '../domain/errors.js';
-import { isAdminRoute, isPublicRoute } from './auth.js';
+import { isAdminRoute, isPublicRoute, isWorkerRoute } from './auth.js';
 import { HOST_CHECK_EXEMPT_ROUTES } from './host-check.js';
 import { ProblemSchema } from './schemas/task.js';
 
@@ -97,8 +97,69 @@ const image = { type: 'string', format: 'binary' } as const;
 const NOT_ADMIN = `The API key is not an admin's (${codes('ADMIN_REQUIRED')}).`;
 const NO_CREDENTIAL = `No credential with that id (${codes('CREDENTIAL_NOT_FOUND')}).`;
 const NO_USER = `No user with that id, or not one you may see (${codes('USER_NOT_FOUND')}).`;
-const NO_KEY_GIVEN = `No valid API key: none was sent where one is required (${codes('AUTH_REQUIRED')}), or the one sent is unknown, revoked or its user deleted (${codes('INVALID_API_KEY')}).`;
+const NO_KEY_GIVEN = `No valid API key: none was sent where one is required (${codes('AUTH_REQUIRED')}), or the one sent is unknown, revoked or its user deleted (${codes('INVALID_API_KEY')}), or it is a worker token, which serves the worker routes only (${codes('WORKER_TOKEN_NOT_ALLOWED')}).`;
+const NO_WORKER_TOKEN = `No valid worker token: none was sent, or an API key was (${codes('WORKER_TOKEN_REQUIRED')}), or the token is unknown or revoked (${codes('INVALID_WORKER_TOKEN')}): a remote worker stops on this answer.`;
+const LEASE_LOST = `The lease is gone: the task was rescued, re-claimed, canceled or finished (${codes('LEASE_LOST')}); nothing was changed. Stop the attempt and touch nothing upstream.`;
+const WORKER_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
 const ADMIN_BODY = `The request is not valid (${codes('VALIDATION_FAILED', 'MALFORMED_JSON')}); \`errors[]\` names the field; nothing was written.`;
+
+/** Worker tokens (admin) and the remote workers' own routes (worker token only). */
+function workerOperations(): Record<string, OperationFacts> {
+  const jsonBody = { 400: WORKER_BODY, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE };
+  const fenced = { ...jsonBody, 409: LEASE_LOST };
+  return {
+    'POST /v1/admin/worker-tokens': {
+      operationId: 'createWorkerToken',
+      problems: { 400: ADMIN_BODY, 403: NOT_ADMIN, 413: TOO_LARGE, 415: WRONG_MEDIA_TYPE },
+    },
+    'GET /v1/admin/worker-tokens': { operationId: 'listWorkerTokens', problems: { 403: NOT_ADMIN } },
+    'DELETE /v1/admin/worker-tokens/{id}': {
+      operationId: 'revokeWorkerToken',
+      problems: {
+        400: BAD_ID,
+        403: NOT_ADMIN,
+        404: `No worker token with that id (${codes('WORKER_TOKEN_NOT_FOUND')}).`,
+        413: TOO_LARGE,
+        415: WRONG_MEDIA_TYPE,
+      },
+    },
+    'POST /v1/worker/register': {
+      operationId: 'registerWorker',
+      problems: { ...jsonBody, 400: `${WORKER_BODY} Or \`worker_id\` is another token's.` },
+    },
+    'POST /v1/worker/heartbeat': {
+      operationId: 'workerHeartbeat',
+      problems: { ...jsonBody, 400: `${WORKER_BODY} Or \`worker_id\` is another token's.` },
+    },
+    'POST /v1/worker/claim': {
+      operationId: 'claimTasks',
+      problems: { ...jsonBody, 400: `${WORKER_BODY} Or \`worker_id\` is not registered, or is another token's.` },
+    },
+    'POST /v1/worker/tasks/{id}/progress': { operationId: 'reportWorkerProgress', problems: fenced },
+    'POST /v1/worker/tasks/{id}/provider-ref': { operationId: 'saveWorkerProviderRef', problems: fenced },
+    'PUT /v1/worker/tasks/{id}/images/{index}': {
+      operationId: 'uploadWorkerImage',
+      problems: {
+        400: `A parameter breaks a rule (${codes('VALIDATION_FAILED')}).`,
+        409: LEASE_LOST,
+        413: `The image exceeds 64 MiB (${codes('BODY_TOO_LARGE')}).`,
+        415: `The body is not \`image/png\`, \`image/jpeg\` or \`image/webp\` (${codes('UNSUPPORTED_MEDIA_TYPE')}).`,
+      },
+      requestBody: {
+        required: true,
+        content: { 'image/png': { schema: image }, 'image/jpeg': { schema: image }, 'image/webp': { schema: image } },
+      },
+    },
+    'POST /v1/worker/tasks/{id}/succeed': {
+      operationId: 'succeedWorkerAttempt',
+      problems: {
+        ...fenced,
+        400: `${WORKER_BODY} Or an image was not uploaded under this lease, or is not readable (${codes('WORKER_IMAGE_MISSING')}).`,
+      },
+    },
+    'POST /v1/worker/tasks/{id}/fail': { operationId: 'failWorkerAttempt', problems: fenced },
+  };
+}
 
 /** The admin views over every user's tasks, the dead letters, the queue and users (admins only). */
 function adminViewOperations(): Record<string, OperationFacts> {
@@ -418,6 +479,7 @@ const OPERATIONS: Record<string, OperationFacts> = {
   'GET /v1/queue': { operationId: 'getQueue', problems: {} },
   ...adminViewOperations(),
   ...adminBillingOperations(),
+  ...workerOperations(),
   'GET /v1/me/balance': {
     operationId: 'getMyBalance',
     problems: {},
@@ -510,9 +572,13 @@ const fastifyPath = (path: string) => path.replace(/\{([^}]+)\}/g, ':$1');
 interface Access {
   public: boolean;
   admin: boolean;
+  /** A worker route: a worker token, never an API key (and no per-key rate limit). */
+  worker: boolean;
 }
 /** The name of the bearer scheme in `components.securitySchemes`. */
 const BEARER = 'apiKey';
+/** The remote workers' bearer scheme. */
+const WORKER_BEARER = 'workerToken';
 
 /**
  * Security from the route's nature, never by hand: public routes `security: []`; every other
@@ -520,6 +586,11 @@ const BEARER = 'apiKey';
  */
 function applyAccess(key: string, operation: Operation, problems: Problems, access: Access | undefined): void {
   if (!access) throw new Error(`${key}: no route seen for it, so its access rules are unknown`);
+  if (access.worker) {
+    operation.security = [{ [WORKER_BEARER]: [] }];
+    problems[401] = NO_WORKER_TOKEN;
+    return;
+  }
   operation.security = access.public ? [] : [{ [BEARER]: [] }];
   if (access.public) return;
   problems[401] = NO_KEY_GIVEN;
@@ -546,7 +617,8 @@ function applyFacts(path: string, method: string, operation: Operation, access: 
   }
   if (!HOST_CHECK_EXEMPT_ROUTES.has(fastifyPath(path))) problems[421] = WRONG_HOST;
   // Every request with an API key counts against its per-minute budget (src/api/rate-limit.ts).
-  const rateLimited = !isPublicRoute(fastifyPath(path));
+  // Worker tokens are not API keys: the per-key budget does not apply to them.
+  const rateLimited = !isPublicRoute(fastifyPath(path)) && !isWorkerRoute(fastifyPath(path));
   if (rateLimited) problems[429] = problems[429] ? `${problems[429]} Or: ${RATE_LIMITED}` : RATE_LIMITED;
   applyAccess(key, operation, problems, access.get(`${method.toUpperCase()} ${fastifyPath(path)}`));
   for (const [status, description] of Object.entries(problems)) responses[status] = problemResponse(description!);
@@ -647,6 +719,12 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
             description:
               '`Authorization: Bearer easel_sk_…`, a key from `POST /v1/users/{id}/keys` or `EASEL_ADMIN_KEY`. With `EASEL_AUTH=local` (the default on a loopback address) a request without a key acts as the built-in local admin.',
           },
+          [WORKER_BEARER]: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              '`Authorization: Bearer easel_wk_…`, a worker token from `POST /v1/admin/worker-tokens`, for the `/v1/worker/` routes only (see docs/providers/remote-workers.md).',
+          },
         },
       },
       tags: [
@@ -661,6 +739,10 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
           description: 'Admin only: provider credentials, all tasks, dead letters, queue statistics and control',
         },
         { name: 'users', description: 'Users, API keys, and who a request acts as' },
+        {
+          name: 'workers',
+          description: 'Remote workers (worker token only): claim, heartbeat, report, upload, finish',
+        },
       ],
     },
     // Each route's access, from its options (config.admin) as the auth hook reads them.
@@ -670,6 +752,7 @@ export function openApiOptions(publicUrl: string | undefined): FastifyDynamicSwa
         access.set(`${method.toUpperCase()} ${url}`, {
           public: isPublicRoute(url),
           admin: isAdminRoute(url, route.config as { admin?: boolean } | undefined),
+          worker: isWorkerRoute(url),
         });
       }
       return { schema, url };

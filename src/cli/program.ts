@@ -18,6 +18,8 @@ import { addStorageCommands } from './commands/storage.js';
 import { createKey, listKeys, printGeneratedKey, revokeKey } from './commands/keys.js';
 import { runMigrations } from './commands/migrate.js';
 import { serve } from './commands/serve.js';
+import { runRemoteWorker } from './commands/remote-worker.js';
+import { createWorkerToken, listWorkerTokens, revokeWorkerToken } from './commands/worker-tokens.js';
 import { cancelTask, listTasks, queueStatus, retryTask, showTask } from './commands/tasks.js';
 import { addUser, listUsers, removeUser } from './commands/users.js';
 import type { ErrorContext } from './explain-error.js';
@@ -92,9 +94,23 @@ export function buildProgram(errorContext: ErrorContext): Command {
     .action(startServer(errorContext, { api: true, worker: false }));
   program
     .command('worker')
-    .description('run only a worker, which claims tasks from the queue in DATABASE_URL')
-    .addHelpText('after', examples('DATABASE_URL=postgres://easel@db/easel EASEL_WORKER_CONCURRENCY=4 easel worker'))
-    .action(startServer(errorContext, { api: false, worker: true }));
+    .description(
+      'run only a worker, which claims tasks from the queue in DATABASE_URL; with --remote, one that reaches an Easel server over HTTP only (a GPU machine)',
+    )
+    .option('--remote <url>', 'the Easel server to work for, over HTTP (or EASEL_REMOTE_URL); no database access')
+    .option('--token <token>', 'with --remote: a worker token, easel_wk_… (or EASEL_WORKER_TOKEN)')
+    .addHelpText(
+      'after',
+      examples(
+        'DATABASE_URL=postgres://easel@db/easel EASEL_WORKER_CONCURRENCY=4 easel worker',
+        'A1111_URLS=http://127.0.0.1:7860 easel worker --remote https://easel.example --token easel_wk_…',
+      ),
+    )
+    .action(async (options: { remote?: string; token?: string }) => {
+      if (options.remote !== undefined || process.env.EASEL_REMOTE_URL) return runRemoteWorker(options, version);
+      if (options.token !== undefined) throw new ConfigError('--token goes with --remote');
+      return startServer(errorContext, { api: false, worker: true })();
+    });
   program
     .command('migrate')
     .description('apply database migrations (start, api and worker do this too)')
@@ -322,6 +338,40 @@ function addUserCommands(program: Command): void {
     .argument('<user>', 'user id or email')
     .addHelpText('after', examples('easel users rm ada@example.com', 'easel users rm 0193a0c4-…'))
     .action((user: string) => removeUser(clientFromEnv(), user));
+
+  const workerTokens = program
+    .command('worker-tokens')
+    .description('worker tokens for remote workers (admin): create, list and revoke them')
+    .addHelpText(
+      'after',
+      examples(
+        'TOKEN=$(easel worker-tokens create gpu-box-1)',
+        'easel worker-tokens ls',
+        'easel worker-tokens revoke <token-id>',
+      ) + '\nOn the GPU machine: easel worker --remote https://easel.example --token $TOKEN\n',
+    );
+  workerTokens
+    .command('create')
+    .description('make a worker token; printed once (alone on stdout), stored only as a hash')
+    .argument('<label>', 'which machine it is for')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText(
+      'after',
+      examples('TOKEN=$(easel worker-tokens create gpu-box-1)', 'easel worker-tokens create gpu2 --json'),
+    )
+    .action((label: string, options) => createWorkerToken(clientFromEnv(), label, options));
+  workerTokens
+    .command('ls')
+    .description('list worker tokens (never the tokens themselves)')
+    .option('--json', "print the API's answer as JSON")
+    .addHelpText('after', examples('easel worker-tokens ls', 'easel worker-tokens ls --json'))
+    .action((options) => listWorkerTokens(clientFromEnv(), options));
+  workerTokens
+    .command('revoke')
+    .description('revoke a worker token; every API process refuses it from the next call on')
+    .argument('<token-id>', 'the token id (from easel worker-tokens ls)')
+    .addHelpText('after', examples('easel worker-tokens revoke 0193a0c4-…'))
+    .action((id: string) => revokeWorkerToken(clientFromEnv(), id));
 
   const keys = program
     .command('keys')

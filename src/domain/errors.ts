@@ -62,6 +62,15 @@ export const ErrorCodes = {
   SIGNED_URL_EXPIRED: { status: 403, title: 'This signed image URL has expired; fetch the task again for a fresh one' },
   SIGNED_URL_INVALID: { status: 403, title: 'The signature of this image URL is not valid' },
   STORAGE_UNAVAILABLE: { status: 503, title: 'The image store is not reachable right now; try again shortly' },
+  WORKER_TOKEN_REQUIRED: { status: 401, title: 'Worker routes need a worker token: Authorization: Bearer easel_wk_…' },
+  INVALID_WORKER_TOKEN: { status: 401, title: 'The worker token is not valid (unknown or revoked)' },
+  WORKER_TOKEN_NOT_ALLOWED: { status: 401, title: 'A worker token can call only the /v1/worker/ routes' },
+  WORKER_TOKEN_NOT_FOUND: { status: 404, title: 'No such worker token' },
+  LEASE_LOST: {
+    status: 409,
+    title: 'The lease is no longer held: the task was rescued, re-claimed, or has finished; nothing was changed',
+  },
+  WORKER_IMAGE_MISSING: { status: 400, title: 'An image named in the outcome was not uploaded under this lease' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -160,6 +160,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
         licenseApi: licenseApi && { api: licenseApi, timeoutMs: config.licenseApi!.timeoutMs },
         urlSigner: urlSignerFor(config, secretBox, log),
         presignSeconds: config.imageUrls.presignSeconds,
+        listener,
       });
       const address = await app.listen({ host: config.host, port: config.port });
       cleanups.push(() => app.close());

@@ -16,7 +16,7 @@ import {
   type ProviderErrorClass,
 } from '../providers/errors.js';
 import type { ProviderRegistry } from '../providers/registry.js';
-import type { Credential, GeneratedImage, TaskInput } from '../providers/types.js';
+import type { Credential, GeneratedImage, PreviewImage, TaskInput } from '../providers/types.js';
 import { readStoredBytes } from '../inputs/read-stored.js';
 import { StorageUnavailableError, type Storage } from '../storage/storage.js';
 import type { OutputConfig } from '../config/output.js';
@@ -67,40 +67,108 @@ const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': '
 export const INTERNAL_ERROR_MESSAGE = 'internal error while running the attempt; see the worker log';
 
 /**
+ * What an attempt needs from the queue, and nothing else: its input and credential, progress,
+ * the provider's request id, a place for its images, and the outcome. The local worker's queue
+ * is the database (`databaseQueue`); a remote worker's is Easel's HTTP API (worker/remote). Both
+ * run the same attempt logic below, so error mapping and abort reasons cannot drift apart.
+ * Every write presents the attempt's lease and answers whether it still held.
+ */
+export interface AttemptQueue<T extends AttemptTask> {
+  input(task: T): Promise<TaskInput>;
+  /** The credential of `pool` the attempt runs with; throws CredentialGoneError when there is none. */
+  credential(task: T, pool: string): Promise<Credential>;
+  progress(lease: Lease, stage: string, pct: number, preview?: PreviewImage): Promise<boolean>;
+  saveProviderRef(lease: Lease, ref: string): Promise<boolean>;
+  /** Keys carry the lease token; on a failure none of this attempt's images are left recorded. */
+  storeImages(task: T, lease: Lease, images: GeneratedImage[]): Promise<StoredImage[]>;
+  succeed(task: T, lease: Lease, stored: StoredImage[], seconds: number): Promise<void>;
+  fail(task: T, lease: Lease, report: FailureReport, seconds: number): Promise<void>;
+}
+
+/** What the attempt logic reads of a claimed task; the queue keeps the rest. */
+export interface AttemptTask {
+  id: string;
+  provider: string;
+  attempt: number;
+  lease_token: string | null;
+}
+
+/** How an attempt that produced no result ended, classified where it ran. */
+export interface FailureReport {
+  /** Why the worker aborted it, if it did. */
+  why: AbortWhy | undefined;
+  failure: Failure;
+  /** The throwable itself, for outcomes about the credential (local queue only). */
+  error?: unknown;
+  credential?: Credential | undefined;
+  /** The claimed credential was deleted before the attempt started: hand back, uncounted. */
+  credentialGone?: boolean;
+}
+
+export interface AttemptRunDeps {
+  registry: ProviderRegistry;
+  log: Logger;
+  progressIntervalMs: number;
+  /** How often and how large progress previews may be sent (EASEL_PREVIEW_*). */
+  previews: PreviewLimits;
+}
+
+/**
  * Run one claimed attempt to its end and record the outcome, fenced by the attempt's lease.
  * Invariants: the progress reporter is stopped (and its last write finished) before the final
  * write, so no event of the attempt follows its terminal one; images end up recorded with the
  * task or deleted, never left behind by an attempt that lost.
  */
 export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: AbortController): Promise<void> {
+  return runAttemptWith(databaseQueue(deps), deps, task, controller);
+}
+
+export async function runAttemptWith<T extends AttemptTask>(
+  queue: AttemptQueue<T>,
+  deps: AttemptRunDeps,
+  task: T,
+  controller: AbortController,
+): Promise<void> {
   const signal = controller.signal;
   const lease: Lease = { taskId: task.id, token: task.lease_token!, provider: task.provider };
   const log = deps.log.child({ task: task.id, provider: task.provider, attempt: task.attempt });
   const startedAt = performance.now();
   const elapsedSeconds = () => (performance.now() - startedAt) / 1000;
-  const progress = createProgressReporter(
-    (stage, pct, preview) => reportProgress(deps.pool, deps.hints, lease, stage, pct, preview),
-    {
-      minIntervalMs: deps.progressIntervalMs,
-      onError: (error) => log.warn({ err: error }, 'progress write failed'),
-      preview: deps.previews,
-    },
-  );
-  const finish: Finish = { deps, task, lease, log, credential: undefined };
+  const progress = createProgressReporter((stage, pct, preview) => queue.progress(lease, stage, pct, preview), {
+    minIntervalMs: deps.progressIntervalMs,
+    onError: (error) => log.warn({ err: error }, 'progress write failed'),
+    preview: deps.previews,
+  });
+  let credential: Credential | undefined;
   let providerSeconds: number | undefined;
   const seconds = () => providerSeconds ?? elapsedSeconds();
+  const fail = async (error: unknown) => {
+    const why = abortReason(signal);
+    const failure = classify(error, why, credential?.secret);
+    if (failure.unexpected && why !== 'lease_lost' && why !== 'cancel' && why !== 'shutdown') {
+      log.error({ err: error }, 'unexpected error in attempt');
+    }
+    const report: FailureReport = {
+      why,
+      failure,
+      error,
+      credential,
+      credentialGone: error instanceof CredentialGoneError,
+    };
+    await queue.fail(task, lease, report, seconds());
+  };
 
   let images: GeneratedImage[];
   try {
     const provider = deps.registry.get(task.provider);
     if (!provider) throw new UnknownProviderError(task.provider);
-    if (provider.credentialPool) finish.credential = await openCredential(deps, task);
-    images = await provider.run(await toTaskInput(task, deps.storage), {
+    if (provider.credentialPool) credential = await queue.credential(task, provider.credentialPool);
+    images = await provider.run(await queue.input(task), {
       signal,
-      ...(finish.credential ? { credential: finish.credential } : {}),
+      ...(credential ? { credential } : {}),
       progress: progress.report,
       saveProviderRef: async (ref) => {
-        if (await saveProviderRef(deps.pool, lease, ref)) return;
+        if (await queue.saveProviderRef(lease, ref)) return;
         const lost = new AttemptAborted('lease_lost');
         controller.abort(lost);
         throw lost;
@@ -113,7 +181,7 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
     });
   } catch (error) {
     await progress.stop();
-    await recordFailure(finish, error, signal, seconds());
+    await fail(error);
     return;
   }
   await progress.stop();
@@ -123,25 +191,40 @@ export async function runAttempt(deps: AttemptDeps, task: TaskRow, controller: A
   }
   let stored: StoredImage[];
   try {
-    stored = await storeImages(deps, task, lease, images, log);
+    stored = await queue.storeImages(task, lease, images);
   } catch (error) {
-    await recordFailure(finish, error, signal, seconds());
+    await fail(error);
     return;
   }
-  await recordSuccess(finish, stored, seconds());
+  await queue.succeed(task, lease, stored, seconds());
 }
 
-interface Finish {
-  deps: AttemptDeps;
-  task: TaskRow;
-  lease: Lease;
-  log: Logger;
-  /** The pool credential the attempt ran with, once opened. */
-  credential: Credential | undefined;
+/** The local worker's queue: the database and storage, written directly. */
+function databaseQueue(deps: AttemptDeps): AttemptQueue<TaskRow> {
+  const logFor = (task: TaskRow) => deps.log.child({ task: task.id, provider: task.provider, attempt: task.attempt });
+  return {
+    input: (task) => toTaskInput(task, deps.storage),
+    credential: (task) => openCredential(deps, task),
+    progress: (lease, stage, pct, preview) => reportProgress(deps.pool, deps.hints, lease, stage, pct, preview),
+    saveProviderRef: (lease, ref) => saveProviderRef(deps.pool, lease, ref),
+    storeImages: (task, lease, images) => storeImages(deps, task, lease, images, logFor(task)),
+    succeed: async (task, lease, stored, seconds) => {
+      await recordSuccess(deps, task, lease, logFor(task), stored, seconds);
+    },
+    fail: async (task, lease, report, seconds) => {
+      await recordFailure(deps, task, lease, logFor(task), report, seconds);
+    },
+  };
 }
+
+/** What recording an outcome needs: the database, storage for discarded images, the retry policy. */
+export type OutcomeDeps = Pick<
+  AttemptDeps,
+  'pool' | 'hints' | 'storage' | 'queue' | 'abandon' | 'credentialCooldownMs' | 'externalBilling'
+>;
 
 /** The claim picked a credential (migration 0007); it may have been deleted since. */
-class CredentialGoneError extends Error {
+export class CredentialGoneError extends Error {
   constructor() {
     super('the credential chosen for this attempt was deleted before the attempt started');
   }
@@ -170,11 +253,18 @@ function credentialOutcome(error: unknown, failure: Failure, cooldownMs: number)
   return undefined;
 }
 
-async function recordSuccess(
-  { deps, task, lease, log }: Finish,
+/**
+ * Record a success; whether it is recorded (won now, or by an earlier try whose answer was
+ * lost). When it lost, the images are deleted again.
+ */
+export async function recordSuccess(
+  deps: OutcomeDeps,
+  task: Pick<TaskRow, 'id'>,
+  lease: Lease,
+  log: Logger,
   stored: StoredImage[],
   seconds: number,
-): Promise<void> {
+): Promise<boolean> {
   const retry = { abandon: deps.abandon, log, what: 'the attempt outcome' };
   const won = await untilDatabaseAnswers(
     () =>
@@ -187,60 +277,65 @@ async function recordSuccess(
       ),
     retry,
   );
-  if (won) return;
+  if (won) return true;
   // The lease is gone, or an earlier try won but its answer was lost: keep what a row references.
   const keys = stored.map((image) => image.storage_key);
   const recorded = await untilDatabaseAnswers(() => recordedImageKeys(deps.pool, task.id, keys), retry);
-  if (recorded.size > 0) return;
+  if (recorded.size > 0) return true;
   log.warn('attempt finished after losing its lease; result discarded');
   await deleteImages(
     deps.storage,
     keys.flatMap((key) => [key, thumbnailKey(key)]),
     log,
   );
+  return false;
 }
 
-async function recordFailure(
-  { deps, task, lease, log, credential }: Finish,
-  error: unknown,
-  signal: AbortSignal,
+/**
+ * Record an attempt that produced no result, as `report` classified it: cancel, hand back,
+ * retry later, move to the route's next target, or fail. Whether the lease still held.
+ */
+export async function recordFailure(
+  deps: OutcomeDeps,
+  task: Pick<TaskRow, 'attempt' | 'max_attempts' | 'route'>,
+  lease: Lease,
+  log: Logger,
+  report: FailureReport,
   seconds: number,
-): Promise<void> {
-  const why = abortReason(signal);
+): Promise<boolean> {
+  const { why, failure, error, credential } = report;
   const retry = { abandon: deps.abandon, log, what: 'the attempt outcome' };
   if (why === 'lease_lost') {
     log.warn('attempt lost its lease; aborted without recording anything');
-    return;
+    return false;
   }
   if (why === 'cancel') {
-    await untilDatabaseAnswers(() => cancelAttempt(deps.pool, deps.hints, lease, seconds), retry);
+    const won = await untilDatabaseAnswers(() => cancelAttempt(deps.pool, deps.hints, lease, seconds), retry);
     log.info('attempt canceled');
-    return;
+    return won;
   }
   if (why === 'shutdown') {
-    await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease), retry);
+    const won = await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease), retry);
     log.info('attempt handed back to the queue for shutdown');
-    return;
+    return won;
   }
-  const failure = classify(error, why, credential?.secret);
-  if (failure.unexpected) log.error({ err: error }, 'unexpected error in attempt');
-  if (error instanceof CredentialGoneError) {
-    await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
+  if (report.credentialGone) {
+    const won = await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
     log.warn('credential deleted before the attempt started; task queued again');
-    return;
+    return won;
   }
   const outcome =
     credential && why !== 'timeout' ? credentialOutcome(error, failure, deps.credentialCooldownMs) : undefined;
   if (credential && outcome) {
     await untilDatabaseAnswers(() => recordCredentialOutcome(deps.pool, credential.id, outcome), retry);
     if (outcome.kind !== 'note') {
-      await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
+      const won = await untilDatabaseAnswers(() => releaseAttempt(deps.pool, deps.hints, lease, failure.error), retry);
       const level = outcome.kind === 'disable' ? 'warn' : 'info';
       log[level](
         { code: failure.error.code, credential: credential.label },
         `credential ${outcome.kind === 'disable' ? 'disabled' : 'cooling down'}; task queued for another credential`,
       );
-      return;
+      return won;
     }
   }
   const decision = decideRetry({
@@ -253,13 +348,13 @@ async function recordFailure(
   if (decision.action === 'retry') {
     // Only our own timeout leaves the upstream request running; any other failure ended it.
     const keepProviderRef = why === 'timeout';
-    await untilDatabaseAnswers(
+    const won = await untilDatabaseAnswers(
       () =>
         retryAttemptLater(deps.pool, deps.hints, lease, failure.error, decision.delayMs, seconds, { keepProviderRef }),
       retry,
     );
     log.info({ code: failure.error.code, delayMs: decision.delayMs }, 'attempt failed; will retry');
-    return;
+    return won;
   }
   // Out of attempts on this target for provider-side reasons: a route moves on. A permanent
   // failure (invalid input, content policy) is the request's fault, not the target's: it ends here.
@@ -270,11 +365,15 @@ async function recordFailure(
         { code: failure.error.code, route: task.route?.name },
         "target failed; task moved to the route's next target",
       );
-      return;
+      return true;
     }
   }
-  await untilDatabaseAnswers(() => failAttempt(deps.pool, deps.hints, lease, failure.error, seconds), retry);
+  const won = await untilDatabaseAnswers(
+    () => failAttempt(deps.pool, deps.hints, lease, failure.error, seconds),
+    retry,
+  );
   log.info({ code: failure.error.code }, 'task failed');
+  return won;
 }
 
 class UnknownProviderError extends Error {
@@ -283,7 +382,7 @@ class UnknownProviderError extends Error {
   }
 }
 
-interface Failure {
+export interface Failure {
   errorClass: ProviderErrorClass;
   error: TaskError;
   retryAfterMs?: number | undefined;
@@ -347,8 +446,7 @@ class MissingInputImageError extends Error {
   }
 }
 
-async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> {
-  const params = task.params;
+export async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> {
   let inputImage: TaskInput['inputImage'];
   if (task.input_image) {
     const data = await readStoredBytes(storage, task.input_image.storage_key);
@@ -356,6 +454,15 @@ async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> 
     const { content_type: contentType, width, height } = task.input_image;
     inputImage = { data, contentType, width, height };
   }
+  return taskInputOf(task, inputImage);
+}
+
+/** The adapter's input from a claimed task's fields: one mapping for local and remote workers. */
+export function taskInputOf(
+  task: Pick<TaskRow, 'id' | 'kind' | 'model' | 'params' | 'provider_options' | 'attempt' | 'provider_ref'>,
+  inputImage: TaskInput['inputImage'],
+): TaskInput {
+  const params = task.params;
   return {
     ...(inputImage ? { inputImage } : {}),
     ...(params.strength !== undefined ? { strength: params.strength } : {}),
@@ -376,6 +483,14 @@ async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> 
   };
 }
 
+/** Where an attempt's images start: every key of the attempt begins with this. */
+export const attemptImagePrefix = (taskId: string, leaseToken: string): string =>
+  // Sharded by the id's random tail so no folder grows huge and folders are made once.
+  `tasks/${taskId.slice(-2)}/${taskId}-${leaseToken.slice(0, 8)}-`;
+
+export const attemptImageKey = (taskId: string, leaseToken: string, index: number, contentType: string): string =>
+  `${attemptImagePrefix(taskId, leaseToken)}${index}.${EXTENSIONS[contentType] ?? 'bin'}`;
+
 /**
  * Keys carry the lease token, so bytes from a superseded attempt can never overwrite the
  * images of the attempt that won; only the winner's keys get recorded. Each image is finished
@@ -383,7 +498,7 @@ async function toTaskInput(task: TaskRow, storage: Storage): Promise<TaskInput> 
  * and its thumbnail goes under `thumbnailKey(key)`. When any put fails, everything this attempt
  * wrote is deleted again: nothing will ever record it.
  */
-async function storeImages(
+export async function storeImages(
   { storage, output }: Pick<AttemptDeps, 'storage' | 'output'>,
   task: TaskRow,
   lease: Lease,
@@ -396,9 +511,7 @@ async function storeImages(
   const results = await Promise.allSettled(
     images.map(async (generated, index): Promise<StoredImage> => {
       const { image, thumbnail } = await finishImage(generated.data, optionsFor(generated.seed));
-      const extension = EXTENSIONS[image.contentType] ?? 'bin';
-      // Sharded by the id's random tail so no folder grows huge and folders are made once.
-      const key = `tasks/${task.id.slice(-2)}/${task.id}-${lease.token.slice(0, 8)}-${index}.${extension}`;
+      const key = attemptImageKey(task.id, lease.token, index, image.contentType);
       touched.push(key);
       await storage.put(key, image.data, image.contentType);
       touched.push(thumbnailKey(key));
@@ -426,7 +539,7 @@ async function storeImages(
 }
 
 /** Best effort: a file left behind wastes space, but must not change the attempt's outcome. */
-async function deleteImages(storage: Storage, keys: string[], log: Logger): Promise<void> {
+export async function deleteImages(storage: Storage, keys: string[], log: Logger): Promise<void> {
   const results = await Promise.allSettled(keys.map((key) => storage.delete(key)));
   for (const result of results) {
     if (result.status === 'rejected') log.warn({ err: result.reason }, 'could not delete a discarded image');

@@ -122,7 +122,8 @@ describe('/openapi.json', () => {
   it('declares 429 RATE_LIMITED with Retry-After on every keyed route and on none of the public ones', () => {
     for (const { key, operation } of operations()) {
       const response = operation.responses['429'] as { description?: string; headers?: Record<string, unknown> };
-      if (key === 'GET /healthz' || key === 'GET /readyz') {
+      // Probes are public; worker routes take worker tokens, which have no per-key budget.
+      if (key === 'GET /healthz' || key === 'GET /readyz' || key.includes(' /v1/worker/')) {
         expect(response, key).toBeUndefined();
         continue;
       }
@@ -240,6 +241,7 @@ describe('/openapi.json', () => {
   it('declares a bearer scheme, and security on every operation from its access: public, keyed or admin', async () => {
     expect(document.components.securitySchemes).toEqual({
       apiKey: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+      workerToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
     });
     const withSecret = (await buildOpenApiDocument({ ADMIN_SECRET: 'a-secret-of-enough-length' })) as Document;
     const all = Object.entries(withSecret.paths).flatMap(([path, item]) =>
@@ -250,6 +252,14 @@ describe('/openapi.json', () => {
       const key = `${method} ${path}`;
       if (publicRoutes.includes(path)) {
         expect(operation.security, key).toEqual([]);
+        continue;
+      }
+      if (path.startsWith('/v1/worker/')) {
+        expect(operation.security, key).toEqual([{ workerToken: [] }]);
+        const refused = operation.responses['401'] as { description: string };
+        expect(refused.description, key).toContain('WORKER_TOKEN_REQUIRED');
+        expect(refused.description, key).toContain('INVALID_WORKER_TOKEN');
+        expect(Object.keys(operation.responses), key).not.toContain('403');
         continue;
       }
       expect(operation.security, key).toEqual([{ apiKey: [] }]);
