@@ -8,6 +8,7 @@ import { RetryableError } from '../../src/providers/errors.js';
 import { ProviderRegistry } from '../../src/providers/registry.js';
 import { createSketchProvider } from '../../src/providers/sketch/index.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../../src/providers/types.js';
+import { solidPng } from '../helpers/images.js';
 import { retryAttemptLater, saveProviderRef } from '../../src/tasks/attempt.js';
 import { submitTask } from '../../src/tasks/submit.js';
 import { INTERNAL_ERROR_MESSAGE } from '../../src/worker/run-attempt.js';
@@ -35,8 +36,10 @@ function gate() {
   return { open, opened };
 }
 
+// A real PNG: the worker decodes every result to finish it (src/images/finish-image.ts).
+const PNG_8X8 = await solidPng(8, 8, [10, 20, 30]);
 const image = (): GeneratedImage => ({
-  data: Buffer.from('not really a png'),
+  data: PNG_8X8,
   contentType: 'image/png',
   width: 8,
   height: 8,

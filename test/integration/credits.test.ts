@@ -11,6 +11,7 @@ import type { TaskResource } from '../../src/api/schemas/task.js';
 import { createTestDatabase, createUser } from '../helpers/database.js';
 import { api, startTestEasel, type TestEasel, waitForStatus } from '../helpers/easel.js';
 import { expectLedgerConsistent, ledgerOf } from '../helpers/credits.js';
+import { solidPng } from '../helpers/images.js';
 
 /** What the fake provider does for a prompt; each test scripts its own. */
 type Script = (input: TaskInput, ctx: RunContext) => Promise<GeneratedImage[]>;
@@ -27,8 +28,10 @@ const fake: Provider = {
     })),
   run: (input, ctx) => scripts.get(input.prompt)!(input, ctx),
 };
+// A real PNG: the worker decodes every result to finish it (src/images/finish-image.ts).
+const PNG_8X8 = await solidPng(8, 8, [10, 20, 30]);
 const image = (): GeneratedImage => ({
-  data: Buffer.from('png'),
+  data: PNG_8X8,
   contentType: 'image/png',
   width: 8,
   height: 8,

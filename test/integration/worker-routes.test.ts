@@ -1,3 +1,4 @@
+import { thumbnailKey } from '../../src/images/thumbnail.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uuidv7 } from 'uuidv7';
 import path from 'node:path';
@@ -199,11 +200,12 @@ describe('the worker API', () => {
     expect(ref.status).toBe(409);
     const images = await easel.pool.query('SELECT storage_key FROM task_images WHERE task_id = $1', [claimed.id]);
     expect(images.rows).toHaveLength(1);
-    // Only the recorded image is in storage: the late upload was not kept.
+    // Only the recorded image (and its thumbnail) is in storage: the late upload was not kept.
     const storage = createLocalStorage(path.join(easel.config.dataDir, 'images'));
     const kept: string[] = [];
     for await (const object of storage.list(`tasks/${claimed.id.slice(-2)}/${claimed.id}-`)) kept.push(object.key);
-    expect(kept).toEqual([images.rows[0]!.storage_key]);
+    const recorded = images.rows[0]!.storage_key as string;
+    expect(kept.sort()).toEqual([recorded, thumbnailKey(recorded)].sort());
   }, 30_000);
 
   it('refuses a heartbeat or claim for another token’s worker id', async () => {
