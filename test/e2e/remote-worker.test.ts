@@ -86,7 +86,7 @@ describe('remote workers', () => {
       const done = await waitForStatus(easel.url, id, ['succeeded', 'failed'], 60_000).catch(withOutput(worker));
       expect(done.status, worker.output().slice(-2000)).toBe('succeeded');
       expect(done.images).toHaveLength(1);
-      const image = await fetch(easel.url + done.images[0]!.url);
+      const image = await fetch(done.images[0]!.url);
       expect(image.status).toBe(200);
       expect(image.headers.get('content-type')).toBe('image/png');
     }
@@ -147,7 +147,7 @@ describe('remote workers', () => {
     const dead = { authorization: `Bearer ${token}` };
     const late = (route: string, body: unknown) =>
       api<{ code: string }>(easel.url, 'POST', `/v1/worker/tasks/${id}/${route}`, body, dead);
-    const png = await (await fetch(easel.url + (done.images[0]!.url as string))).arrayBuffer();
+    const png = await (await fetch(done.images[0]!.url as string)).arrayBuffer();
     const upload = await fetch(`${easel.url}/v1/worker/tasks/${id}/images/0?lease_token=${first.lease_token}`, {
       method: 'PUT',
       headers: { ...dead, 'content-type': 'image/png' },

@@ -121,7 +121,7 @@ describe('a worker killed while its ComfyUI prompt runs', () => {
     expect(done.attempt).toBe(2);
     expect(fake.prompts).toHaveLength(1);
     expect(fake.interrupts).toEqual([]);
-    const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+    const bytes = Buffer.from(await (await fetch(done.images[0]!.url)).arrayBuffer());
     expect(bytes.equals(fake.files.get('easel_00001_.png')!)).toBe(true);
   }, 90_000);
 });

@@ -245,7 +245,7 @@ describe('ark: through Easel', () => {
       expect(submitted.status).toBe(202);
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed']);
       expect(done.status).toBe('succeeded');
-      const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+      const bytes = Buffer.from(await (await fetch(done.images[0]!.url)).arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'jpeg', width: 1024, height: 1024 });
       expect(fake.requests.at(-1)!.authorization).toBe(`Bearer ${KEY}`);
     } finally {

@@ -462,7 +462,7 @@ describe('jimeng: through Easel', () => {
       const done = await waitForStatus(easel.url, submitted.body.id, ['succeeded', 'failed']);
       expect(done.status).toBe('succeeded');
       expect(done.images[0]).toMatchObject({ content_type: 'image/jpeg', width: 1328, height: 1328 });
-      const bytes = Buffer.from(await (await fetch(easel.url + done.images[0]!.url)).arrayBuffer());
+      const bytes = Buffer.from(await (await fetch(done.images[0]!.url)).arrayBuffer());
       expect(await sharp(bytes).metadata()).toMatchObject({ format: 'jpeg', width: 1328 });
 
       const edit = await api(easel.url, 'POST', '/v1/tasks', {
