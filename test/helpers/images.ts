@@ -1,6 +1,6 @@
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import { pngChunk } from '../../src/providers/sketch/png.js';
+import { encodePngChunk } from '../../src/images/png-chunks.js';
 
 /** A solid-colour PNG of the given size. */
 export const solidPng = (width: number, height: number, rgb: [number, number, number]): Promise<Buffer> =>
@@ -21,9 +21,9 @@ export function bombPng(width = 60000, height = 60000): Buffer {
   header.set([8, 2, 0, 0, 0], 8);
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', zlib.deflateSync(Buffer.alloc((width * 3 + 1) * 2))),
-    pngChunk('IEND', Buffer.alloc(0)),
+    encodePngChunk('IHDR', header),
+    encodePngChunk('IDAT', zlib.deflateSync(Buffer.alloc((width * 3 + 1) * 2))),
+    encodePngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
 

@@ -1,4 +1,4 @@
-import { Value } from '@sinclair/typebox/value';
+import { checkOneImageTask } from '../check-task.js';
 import { PermanentError, RetryableError } from '../errors.js';
 import { decodeImage, downloadImage, providerFetch, readJson } from '../http.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../types.js';
@@ -11,31 +11,6 @@ const WHAT = 'ark';
 const ANSWER_MAX_BYTES = 200 * 1024 * 1024;
 
 const invalid = (code: string, message: string) => new PermanentError(code, `${WHAT}: ${message}`);
-
-/** The last line of defence for tasks queued by other means (submit checks the same from ModelInfo). */
-function checkTask(model: ArkModel, input: TaskInput): void {
-  const { id, kinds, maxWidth, maxHeight } = model.info;
-  if (!kinds.includes(input.kind)) throw invalid('UNSUPPORTED_KIND', `${id} does not do ${input.kind}`);
-  if (input.width > maxWidth || input.height > maxHeight) {
-    throw invalid(
-      'UNSUPPORTED_SIZE',
-      `${id} makes at most ${maxWidth}x${maxHeight}, not ${input.width}x${input.height}`,
-    );
-  }
-  const sizeProblem = model.checkSize?.(input.width, input.height);
-  if (sizeProblem) throw invalid('UNSUPPORTED_SIZE', sizeProblem);
-  if (input.n > 1) throw invalid('UNSUPPORTED_N', `${id} makes one image per task, not ${input.n}`);
-  if (input.kind === 'img2img' && !input.inputImage)
-    throw invalid('INPUT_IMAGE_MISSING', 'an img2img task without its input image');
-  const schema = model.info.options;
-  if (schema && !Value.Check(schema, input.options)) {
-    const first = Value.Errors(schema, input.options).First();
-    throw invalid(
-      'INVALID_PROVIDER_OPTIONS',
-      `provider_options${first?.path ?? ''}: ${first?.message ?? 'not accepted'}`,
-    );
-  }
-}
 
 /** The JSON body of `POST /images/generations`; the input image goes inline as a data URL. */
 export function buildArkBody(model: ArkModel, apiModel: string, input: TaskInput): Record<string, unknown> {
@@ -86,7 +61,7 @@ export function createArkProvider(config: ArkConfig): Provider {
       const model = findArkModel(input.model);
       if (!model) throw invalid('UNKNOWN_MODEL', `no model ${input.model}`);
       if (!ctx.credential) throw invalid('PROVIDER_CREDENTIAL_MISSING', 'run without an API key from the ark pool');
-      checkTask(model, input);
+      checkOneImageTask(WHAT, model, input);
       const apiModel = config.modelIds[model.info.id] ?? model.apiModel;
       ctx.progress('generating', 0);
       const response = await providerFetch(ctx, `${config.baseUrl}/images/generations`, {

@@ -1,18 +1,9 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
+import { encodePngChunk } from '../../images/png-chunks.js';
 
 const deflate = promisify(zlib.deflate);
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/** One PNG chunk: length, type, data, and the CRC-32 of type and data. */
-export function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(zlib.crc32(data, zlib.crc32(head.subarray(4))), 0);
-  return Buffer.concat([head, data, crc]);
-}
 
 /**
  * An 8-bit RGB PNG from raw pixels: IHDR, one IDAT, IEND, nothing else (no timestamp, so the
@@ -34,8 +25,8 @@ export async function encodeRgbPng(pixels: Buffer, width: number, height: number
   header.set([8, 2, 0, 0, 0], 8); // bit depth 8, colour type RGB, deflate, no filter method, no interlace
   return Buffer.concat([
     SIGNATURE,
-    pngChunk('IHDR', header),
-    pngChunk('IDAT', await deflate(scanlines, { level: 6 })),
-    pngChunk('IEND', Buffer.alloc(0)),
+    encodePngChunk('IHDR', header),
+    encodePngChunk('IDAT', await deflate(scanlines, { level: 6 })),
+    encodePngChunk('IEND', Buffer.alloc(0)),
   ]);
 }

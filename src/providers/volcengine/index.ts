@@ -1,5 +1,5 @@
+import { checkOneImageTask } from '../check-task.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Value } from '@sinclair/typebox/value';
 import { PermanentError, RateLimitedError, RetryableError } from '../errors.js';
 import { decodeImage, downloadImage } from '../http.js';
 import type { GeneratedImage, Provider, RunContext, TaskInput } from '../types.js';
@@ -41,32 +41,6 @@ async function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 const invalid = (code: string, message: string) => new PermanentError(code, `${WHAT}: ${message}`);
-
-/** The last line of defence for tasks queued by other means (submit checks the same from ModelInfo). */
-function checkTask(model: JimengModel, input: TaskInput): void {
-  const { id, kinds, maxWidth, maxHeight } = model.info;
-  if (!kinds.includes(input.kind)) throw invalid('UNSUPPORTED_KIND', `${id} does not do ${input.kind}`);
-  if (input.width > maxWidth || input.height > maxHeight) {
-    throw invalid(
-      'UNSUPPORTED_SIZE',
-      `${id} makes at most ${maxWidth}x${maxHeight}, not ${input.width}x${input.height}`,
-    );
-  }
-  const sizeProblem = model.checkSize?.(input.width, input.height);
-  if (sizeProblem) throw invalid('UNSUPPORTED_SIZE', sizeProblem);
-  if (input.n > 1) throw invalid('UNSUPPORTED_N', `${id} makes one image per task, not ${input.n}`);
-  if (input.kind === 'img2img' && !input.inputImage) {
-    throw invalid('INPUT_IMAGE_MISSING', 'an img2img task without its input image');
-  }
-  const schema = model.info.options;
-  if (schema && !Value.Check(schema, input.options)) {
-    const first = Value.Errors(schema, input.options).First();
-    throw invalid(
-      'INVALID_PROVIDER_OPTIONS',
-      `provider_options${first?.path ?? ''}: ${first?.message ?? 'not accepted'}`,
-    );
-  }
-}
 
 interface Poller {
   ctx: RunContext;
@@ -211,7 +185,7 @@ export function createJimengProvider(config: JimengConfig): Provider {
         throw invalid('PROVIDER_CREDENTIAL_MISSING', 'run without a key pair from the volcengine pool');
       }
       const keys = parseVolcengineSecret(ctx.credential.secret);
-      checkTask(model, input);
+      checkOneImageTask(WHAT, model, input);
       const poller: Poller = { ctx, config, keys, reqKey: model.info.id, reqJson: resultReqJson(input) };
 
       const resumed = input.providerRef ? await resume(poller, input.providerRef) : undefined;
