@@ -332,6 +332,9 @@ describe('every route', () => {
     path.replace('{id}', crypto.randomUUID()).replace('{index}', '0') +
     (path === '/api/token-status' ? `?secret=${ADMIN_SECRET}` : '');
   const isPublic = (operation: Operation) => operation.security?.length === 0;
+  // Remote workers' routes take a worker token, never an API key (docs/providers/remote-workers.md).
+  const isWorkerRoute = (operation: Operation) =>
+    operation.security?.some((scheme) => 'workerToken' in (scheme as object)) ?? false;
   const isAdmin = (operation: Operation) => '403' in operation.responses;
 
   it('needs a key on every non-public route (401 AUTH_REQUIRED with WWW-Authenticate); public ones stay open', async () => {
@@ -340,6 +343,15 @@ describe('every route', () => {
       const keyless = await api<Problem>(easel.url, method, concrete(path), body);
       if (isPublic(operation)) {
         expect(keyless.status, key).not.toBe(401);
+        continue;
+      }
+      if (isWorkerRoute(operation)) {
+        // Neither no key nor any user's key (an admin's included) reaches a worker route.
+        expect(keyless.status, key).toBe(401);
+        expect(keyless.body.code, key).toBe('WORKER_TOKEN_REQUIRED');
+        const keyed = await as<Problem>(admin, method, concrete(path), body);
+        expect(keyed.status, key).toBe(401);
+        expect(keyed.body.code, key).toBe('WORKER_TOKEN_REQUIRED');
         continue;
       }
       expect(keyless.status, key).toBe(401);
@@ -388,7 +400,7 @@ describe('every route', () => {
 
   it('walks every route: each keyed, non-admin route has an ownership test above', () => {
     const unwalked = operations
-      .filter(({ operation }) => !isPublic(operation) && !isAdmin(operation))
+      .filter(({ operation }) => !isPublic(operation) && !isAdmin(operation) && !isWorkerRoute(operation))
       .map(({ key }) => key)
       .filter((key) => !walked.has(key));
     expect(unwalked, 'routes without an isolation test in this file').toEqual([]);

@@ -76,7 +76,7 @@ describe('POST /v1/tasks with multipart/form-data', () => {
     });
     const done = await waitForStatus(easel.url, body.id, ['succeeded', 'failed']);
     expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
-    const input = await fetch(`${easel.url}${body.input_image!.url}`);
+    const input = await fetch(body.input_image!.url);
     expect(input.status).toBe(200);
   });
 
