@@ -208,6 +208,50 @@ describe('the worker API', () => {
     expect(kept.sort()).toEqual([recorded, thumbnailKey(recorded)].sort());
   }, 30_000);
 
+  it("stores a remote worker's preview as a local worker's, and finishes its uploads once: format and thumbnail", async () => {
+    const claimed = await submitAndClaim('preview and webp', { output_format: 'webp', output_quality: 80 });
+    const frame = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#aa0000' } })
+      .png()
+      .toBuffer();
+    const progress = await call(`/v1/worker/tasks/${claimed.id}/progress`, {
+      lease_token: claimed.lease_token,
+      stage: 'generating',
+      progress: 50,
+      preview: { content_type: 'image/png', data_base64: frame.toString('base64') },
+    });
+    expect(progress.status).toBe(200);
+    const running = await api(easel.url, 'GET', `/v1/tasks/${claimed.id}`);
+    expect(running.body.preview_url).toMatch(new RegExp(`/v1/tasks/${claimed.id}/preview\\?v=1$`));
+    const served = await fetch(running.body.preview_url as string);
+    expect(served.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await served.arrayBuffer()).equals(frame)).toBe(true);
+
+    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#336699' } })
+      .png()
+      .toBuffer();
+    expect((await upload(claimed.id, claimed.lease_token, 0, png)).status).toBe(200);
+    const succeed = await call(`/v1/worker/tasks/${claimed.id}/succeed`, {
+      lease_token: claimed.lease_token,
+      predict_time_seconds: 1,
+      images: [{ index: 0, content_type: 'image/png', seed: 7 }],
+    });
+    expect(succeed.status).toBe(200);
+    const done = await api(easel.url, 'GET', `/v1/tasks/${claimed.id}`);
+    expect(done.body.preview_url).toBeNull();
+    expect(done.body.images).toEqual([
+      expect.objectContaining({ content_type: 'image/webp', width: 64, height: 48, seed: 7 }),
+    ]);
+    const image = await fetch(done.body.images[0].url as string);
+    expect((await sharp(Buffer.from(await image.arrayBuffer())).metadata()).format).toBe('webp');
+    const thumbnail = await fetch(done.body.images[0].thumbnail_url as string);
+    expect(thumbnail.headers.get('content-type')).toBe('image/webp');
+    // The raw PNG upload is gone: only the finished image and its thumbnail are kept.
+    const storage = createLocalStorage(path.join(easel.config.dataDir, 'images'));
+    const kept: string[] = [];
+    for await (const object of storage.list(`tasks/${claimed.id.slice(-2)}/${claimed.id}-`)) kept.push(object.key);
+    expect(kept.sort()).toEqual([expect.stringMatching(/\.webp$/), expect.stringMatching(/\.webp\.thumb\.webp$/)]);
+  }, 30_000);
+
   it('refuses a heartbeat or claim for another token’s worker id', async () => {
     const other = await api<{ token: string }>(easel.url, 'POST', '/v1/admin/worker-tokens', { label: 'other' });
     const otherAuth = { authorization: `Bearer ${other.body.token}` };
