@@ -241,9 +241,9 @@ describe('the worker API', () => {
     expect(done.body.images).toEqual([
       expect.objectContaining({ content_type: 'image/webp', width: 64, height: 48, seed: 7 }),
     ]);
-    const image = await fetch(done.body.images[0].url as string);
+    const image = await fetch(done.body.images[0]!.url as string);
     expect((await sharp(Buffer.from(await image.arrayBuffer())).metadata()).format).toBe('webp');
-    const thumbnail = await fetch(done.body.images[0].thumbnail_url as string);
+    const thumbnail = await fetch(done.body.images[0]!.thumbnail_url as string);
     expect(thumbnail.headers.get('content-type')).toBe('image/webp');
     // The raw PNG upload is gone: only the finished image and its thumbnail are kept.
     const storage = createLocalStorage(path.join(easel.config.dataDir, 'images'));
