@@ -78,7 +78,7 @@ export async function startEasel(config: Readonly<Config>, log: Logger, options:
     const registry =
       options.registry ??
       createProviderRegistry(config.providers, { tokens: createCredentialTokenStore(db.pool, secretBox) });
-    const storage = options.storage ?? createStorage(config.storage, config.dataDir);
+    const storage = options.storage ?? (await createStorage(config.storage, config.dataDir));
     // Now, not at the first image: a bucket that cannot be reached stops start-up with a
     // message naming it (src/cli/explain-error.ts), instead of failing every attempt later.
     // The local folder is made on first write, and /readyz reports when it cannot be.

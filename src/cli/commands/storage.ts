@@ -26,7 +26,7 @@ export async function runStorageGc(options: { dryRun?: boolean; json?: boolean }
   const db = await openDatabase(config, log, { poolSize: 3 });
   try {
     await migrate(db.pool, log);
-    const outcome = await collectGarbage(db.pool, createStorage(config.storage, config.dataDir), {
+    const outcome = await collectGarbage(db.pool, await createStorage(config.storage, config.dataDir), {
       retention: config.retention,
       dryRun: options.dryRun ?? false,
       onStorageError: (key, error) => log.warn({ err: error, key }, 'could not delete an object; it stays queued'),
