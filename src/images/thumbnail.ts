@@ -14,6 +14,9 @@ const THUMBNAIL_QUALITY = 75;
 export const THUMBNAIL_SUFFIX = '.thumb.webp';
 export const thumbnailKey = (imageKey: string): string => `${imageKey}${THUMBNAIL_SUFFIX}`;
 
+/** Every object an image row stands for: its bytes and its thumbnail (made or not). */
+export const imageObjectKeys = (imageKey: string): string[] => [imageKey, thumbnailKey(imageKey)];
+
 /**
  * A WebP of the image fitted inside THUMBNAIL_MAX_SIDE², never enlarged. sharp encodes on its
  * thread pool; the event loop only waits. The input is a finished image (upright, clean).

@@ -1,5 +1,5 @@
 import type { PoolClient } from '../db/pool.js';
-import { imageObjectKeys } from './keys.js';
+import { imageObjectKeys } from '../images/thumbnail.js';
 import { addSample, markThenDelete, SAMPLE, type GcRun } from './run.js';
 
 /** Finished more than `days` ago ($1). */

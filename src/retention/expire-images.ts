@@ -1,4 +1,4 @@
-import { imageObjectKeys } from './keys.js';
+import { imageObjectKeys } from '../images/thumbnail.js';
 import { addSample, markThenDelete, SAMPLE, type GcRun } from './run.js';
 
 const FINISHED = `('succeeded', 'failed', 'canceled')`;

@@ -1,4 +1,4 @@
-import { THUMBNAIL_SUFFIX, thumbnailKey } from '../images/thumbnail.js';
+import { THUMBNAIL_SUFFIX } from '../images/thumbnail.js';
 
 /**
  * The key families gc looks after. Result images live under `tasks/`, their thumbnails beside
@@ -7,9 +7,6 @@ import { THUMBNAIL_SUFFIX, thumbnailKey } from '../images/thumbnail.js';
  * business.
  */
 export const MANAGED_PREFIXES = ['tasks/', 'inputs/'] as const;
-
-/** Every object an image row stands for: its bytes and its thumbnail (made or not). */
-export const imageObjectKeys = (imageKey: string): string[] => [imageKey, thumbnailKey(imageKey)];
 
 /**
  * The key a row would record for this object: a thumbnail is recorded when its image is, so it

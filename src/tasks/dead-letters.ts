@@ -5,7 +5,7 @@ import { deleteQueued, queueDeletions } from '../retention/deletions.js';
 import { anyTasksStatement, type AnyTaskFilter } from './queries.js';
 import { requeueAnyOwnersTask } from './requeue.js';
 import type { TaskRow } from './rows.js';
-import { thumbnailKey } from '../images/thumbnail.js';
+import { imageObjectKeys, thumbnailKey } from '../images/thumbnail.js';
 
 /**
  * Dead letters are failed tasks: attempts used up, or a failure no retry could fix. An admin
@@ -169,11 +169,7 @@ export async function purgeDeadLetters(
       );
       await client.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'failed'`, [ids]);
       const imageKeys = images.map((row) => row.storage_key);
-      await queueDeletions(client, [
-        ...imageKeys,
-        ...imageKeys.map(thumbnailKey),
-        ...inputs.map((row) => row.storage_key),
-      ]);
+      await queueDeletions(client, [...imageKeys.flatMap(imageObjectKeys), ...inputs.map((row) => row.storage_key)]);
       return [...imageKeys, ...inputs.map((row) => row.storage_key)];
     },
     deleteFiles,

@@ -21,7 +21,7 @@ import { readStoredBytes } from '../inputs/read-stored.js';
 import { StorageUnavailableError, type Storage } from '../storage/storage.js';
 import type { OutputConfig } from '../config/output.js';
 import { finishImage, finishOptionsFor } from '../images/finish-image.js';
-import { thumbnailKey } from '../images/thumbnail.js';
+import { imageObjectKeys, thumbnailKey } from '../images/thumbnail.js';
 import {
   cancelAttempt,
   failAttempt,
@@ -283,11 +283,7 @@ export async function recordSuccess(
   const recorded = await untilDatabaseAnswers(() => recordedImageKeys(deps.pool, task.id, keys), retry);
   if (recorded.size > 0) return true;
   log.warn('attempt finished after losing its lease; result discarded');
-  await deleteImages(
-    deps.storage,
-    keys.flatMap((key) => [key, thumbnailKey(key)]),
-    log,
-  );
+  await deleteImages(deps.storage, keys.flatMap(imageObjectKeys), log);
   return false;
 }
 
