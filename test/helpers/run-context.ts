@@ -57,3 +57,13 @@ export const taskInput = (overrides: Partial<TaskInput> = {}): TaskInput => ({
   providerRef: null,
   ...overrides,
 });
+
+/** What a run threw; fails the test when it succeeded instead. */
+export async function rejectionOf(run: Promise<unknown>): Promise<Error> {
+  const error = await run.then(
+    () => undefined,
+    (thrown: unknown) => thrown as Error,
+  );
+  if (!error) throw new Error('expected the run to fail');
+  return error;
+}

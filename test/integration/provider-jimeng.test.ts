@@ -16,7 +16,7 @@ import type { Provider, TaskInput } from '../../src/providers/types.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus } from '../helpers/easel.js';
 import { dataUrl, solidPng } from '../helpers/images.js';
-import { createRunContext, taskInput } from '../helpers/run-context.js';
+import { createRunContext, taskInput, rejectionOf } from '../helpers/run-context.js';
 import { startFakeVolcengineVisual, type FakeVolcengineVisual } from '../fakes/volcengine-visual.js';
 
 /** The visual API's answers, as far as these tests read them. */
@@ -59,14 +59,8 @@ async function run(input: TaskInput, options: { signal?: AbortSignal; secret?: s
   return { images, record };
 }
 
-async function failure(input: TaskInput, options: { secret?: string } = {}): Promise<Error> {
-  const error = await run(input, options).then(
-    () => undefined,
-    (thrown: unknown) => thrown as Error,
-  );
-  if (!error) throw new Error('expected the run to fail');
-  return error;
-}
+const failure = (input: TaskInput, options: { secret?: string } = {}): Promise<Error> =>
+  rejectionOf(run(input, options));
 
 async function waitUntil(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -14,7 +14,7 @@ import type { Provider, TaskInput } from '../../src/providers/types.js';
 import { createTestDatabase } from '../helpers/database.js';
 import { api, startTestEasel, waitForStatus } from '../helpers/easel.js';
 import { dataUrl, solidPng } from '../helpers/images.js';
-import { createRunContext, taskInput } from '../helpers/run-context.js';
+import { createRunContext, taskInput, rejectionOf } from '../helpers/run-context.js';
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js';
 
 const KEY = 'sk-test-openai-key';
@@ -46,14 +46,8 @@ async function run(input: TaskInput, options: { signal?: AbortSignal; secret?: s
   return { images, record };
 }
 
-async function failure(input: TaskInput, options: { secret?: string } = {}): Promise<Error> {
-  const error = await run(input, options).then(
-    () => undefined,
-    (thrown: unknown) => thrown as Error,
-  );
-  if (!error) throw new Error('expected the run to fail');
-  return error;
-}
+const failure = (input: TaskInput, options: { secret?: string } = {}): Promise<Error> =>
+  rejectionOf(run(input, options));
 
 const lastRequest = () => fake.requests.at(-1)!;
 

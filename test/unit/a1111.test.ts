@@ -9,7 +9,7 @@ import { CredentialError, PermanentError, RateLimitedError, RetryableError } fro
 import type { TaskInput } from '../../src/providers/types.js';
 import { startFakeA1111, type FakeA1111 } from '../fakes/a1111.js';
 import { solidPng } from '../helpers/images.js';
-import { createRunContext, taskInput } from '../helpers/run-context.js';
+import { createRunContext, taskInput, rejectionOf } from '../helpers/run-context.js';
 
 const config = readA1111Config({ A1111_PROGRESS_INTERVAL_MS: '100', A1111_UNREACHABLE_COOLDOWN_MS: '1234' });
 const provider = createA1111Provider(config);
@@ -40,14 +40,8 @@ async function run(input: TaskInput, options: { secret?: string; signal?: AbortS
   return { images, record };
 }
 
-async function failure(input: TaskInput, options: { secret?: string } = {}): Promise<Error> {
-  const outcome = await run(input, options).then(
-    () => undefined,
-    (error: unknown) => error as Error,
-  );
-  if (!outcome) throw new Error('expected the run to fail');
-  return outcome;
-}
+const failure = (input: TaskInput, options: { secret?: string } = {}): Promise<Error> =>
+  rejectionOf(run(input, options));
 
 /** A port nothing listens on: connecting to it is refused. */
 async function closedPort(): Promise<number> {

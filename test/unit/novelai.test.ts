@@ -18,7 +18,7 @@ import { accountSecret, parseNovelAISecret } from '../../src/providers/novelai/s
 import type { CachedToken, TokenCache } from '../../src/providers/token-cache.js';
 import type { Credential, Provider, TaskInput } from '../../src/providers/types.js';
 import { FakeNovelAI, independentAccessKey, makeJwt } from '../fakes/novelai.js';
-import { createRunContext, taskInput } from '../helpers/run-context.js';
+import { createRunContext, taskInput, rejectionOf } from '../helpers/run-context.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ALICE = { email: 'alice@example.com', password: 'alice-password-1' };
@@ -84,14 +84,8 @@ async function run(input: TaskInput, credential: Credential, signal?: AbortSigna
   return { images, record, warnings };
 }
 
-async function failure(input: TaskInput, credential: Credential, signal?: AbortSignal): Promise<Error> {
-  const error = await run(input, credential, signal).then(
-    () => undefined,
-    (thrown: unknown) => thrown as Error,
-  );
-  if (!error) throw new Error('expected the run to fail');
-  return error;
-}
+const failure = (input: TaskInput, credential: Credential, signal?: AbortSignal): Promise<Error> =>
+  rejectionOf(run(input, credential, signal));
 
 describe('novelai: access key', () => {
   it('matches an independent Argon2id + BLAKE2b (hash-wasm) and the recorded vector', async () => {
